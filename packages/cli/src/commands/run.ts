@@ -1,0 +1,59 @@
+import { availableParallelism } from 'node:os';
+import { runPipeline, type RunSummary } from '@headstart/core';
+import { loadForCommand, openPipelineCache, printFailures, unknownTargets, type PipelineFlags } from '../load.js';
+import { createReporter } from '../reporter.js';
+
+interface RunFlags extends PipelineFlags {
+  stage: string[];
+  force: string[];
+  forceAll?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  jobs?: number;
+  keepGoing?: boolean;
+  quiet?: boolean;
+  backend?: string;
+}
+
+export async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  if (flags.backend) process.env['HEADSTART_BACKEND'] = flags.backend;
+  const loaded = await loadForCommand(file, flags);
+  if (!loaded.ok) return loaded.exitCode;
+  const { pipeline } = loaded;
+  const badTargets = unknownTargets(pipeline, [...flags.stage, ...flags.force]);
+  if (badTargets.length > 0) return printFailures(badTargets);
+
+  const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stderr.isTTY === true });
+  const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    reporter.warn('interrupted: stopping running stages; nothing half-written is kept');
+    interrupt.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let summary: RunSummary;
+  try {
+    summary = await runPipeline(pipeline, {
+      cache,
+      reporter,
+      jobs: flags.jobs ?? availableParallelism(),
+      ...(flags.stage.length > 0 ? { targets: flags.stage } : {}),
+      force: flags.forceAll ? 'all' : flags.force,
+      dryRun: flags.dryRun ?? false,
+      failureMode: flags.keepGoing ? 'keep-going' : 'no-new',
+      signal: interrupt.signal,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cache.close();
+  }
+  if (flags.json) {
+    const stages = summary.stages.map((s) => ({ id: s.id, status: s.status, key: s.key ?? null, durationMs: s.durationMs, ...(s.why ? { why: s.why } : {}), ...(s.record?.metrics ? { metrics: s.record.metrics } : {}), ...(s.record?.info ? { info: s.record.info } : {}) }));
+    process.stdout.write(`${JSON.stringify({ pipeline: summary.pipeline, stages, ok: summary.ok }, null, 2)}\n`);
+  }
+  if (interrupt.signal.aborted) return 130;
+  const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));
+  return failures.length === 0 ? 0 : failures.some((f) => f.reason !== 'stage-failed' || f.userError) ? 2 : 1;
+}

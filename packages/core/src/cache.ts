@@ -1,0 +1,27 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { FileHasher } from './file-hasher.js';
+import { LocalStore, type CacheWarning } from './local-store.js';
+
+/** The local cache of one run: the object store plus the stat index that makes hashing incremental. */
+export interface Cache {
+  root: string;
+  store: LocalStore;
+  hasher: FileHasher;
+  /** Persists the stat index; call once at the end of a command. */
+  close(): Promise<void>;
+}
+
+export const CACHE_DIR_ENV = 'HEADSTART_CACHE_DIR';
+
+/** `--cache-dir`, else $HEADSTART_CACHE_DIR, else `.headstart/cache` beside the pipeline file. */
+export function cacheDirFor(pipelineDir: string, flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env[CACHE_DIR_ENV] ?? join(pipelineDir, '.headstart', 'cache'));
+}
+
+export function openCache(root: string, warn: CacheWarning): Cache {
+  mkdirSync(root, { recursive: true });
+  const hasher = FileHasher.load(join(root, 'index.json'));
+  const store = new LocalStore(root, hasher, warn);
+  return { root, store, hasher, close: () => hasher.save() };
+}

@@ -1,0 +1,238 @@
+import { join, resolve } from 'node:path';
+import { materialize, verifyArtifact } from './artifacts.js';
+import { KEY_VERSION, stageKey, type ArtifactRef, type StageKey, type StageKeyDocument } from './cache-key.js';
+import type { Cache } from './cache.js';
+import { explainChange } from './explain.js';
+import { HeadstartError, StepUserError, type Failure } from './failure.js';
+import { withUpstream } from './graph.js';
+import { lockfilePath, readLockfile, updateLockfile, type Lockfile } from './lockfile.js';
+import type { Pipeline, Stage } from './pipeline.js';
+import { acquireProcessLock } from './process-lock.js';
+import type { RunRecord } from './run-record.js';
+import { runStageJob, type StageJob } from './stage-runner.js';
+import type { Sha256Hex } from './util/digest.js';
+
+export type StageStatus = 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run';
+
+/** What happened to one stage (or, in a dry run, what would). */
+export interface StageOutcome {
+  id: string;
+  status: StageStatus;
+  key?: StageKey;
+  durationMs: number;
+  /** Why it ran or would run, in the user's terms (a param changed, an input changed, forced). */
+  why?: string[];
+  record?: RunRecord;
+  failure?: Failure;
+}
+
+/** After a stage fails: `no-new` lets running stages finish and starts nothing; `keep-going` runs all it can. */
+export type FailureMode = 'no-new' | 'keep-going';
+
+export interface Reporter {
+  stageStarted(id: string, why: string[]): void;
+  stageFinished(outcome: StageOutcome): void;
+  log(stage: string, level: 'info' | 'warn', message: string): void;
+  progress(stage: string, done: number, total?: number, unit?: string): void;
+  warn(message: string): void;
+}
+
+export interface RunOptions {
+  cache: Cache;
+  reporter: Reporter;
+  jobs: number;
+  /** Run only these stages and what they depend on. */
+  targets?: readonly string[];
+  /** Re-run these stages even if cached (`all` for every stage). */
+  force?: readonly string[] | 'all';
+  /** Decide and report, run nothing, write nothing. */
+  dryRun?: boolean;
+  failureMode?: FailureMode;
+  signal?: AbortSignal;
+}
+
+export interface RunSummary {
+  pipeline: string;
+  stages: StageOutcome[];
+  ok: boolean;
+  lockfileChanged: boolean;
+}
+
+/** Computes a stage's key document from its upstream stages' output artifacts. Pure but for hashing deps. */
+export async function keyDocumentFor(stage: Stage, pipeline: Pipeline, upstreamOutputs: ReadonlyMap<string, Record<string, ArtifactRef>>, cache: Cache): Promise<StageKeyDocument> {
+  const inputs: Record<string, Sha256Hex> = {};
+  for (const [name, input] of Object.entries(stage.inputs)) {
+    const ref = upstreamOutputs.get(input.stage)?.[input.output];
+    if (!ref) throw new Error(`bug: ${stage.id} is ready but ${input.stage}.${input.output} has no artifact`);
+    inputs[name] = ref.hash;
+  }
+  const deps: Record<string, Sha256Hex> = {};
+  for (const path of stage.deps) {
+    try {
+      deps[path] = (await cache.hasher.hashPath(resolve(pipeline.dir, path))).hash;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      throw new HeadstartError({ reason: 'missing-dep', at: stage.at, stage: stage.id, path });
+    }
+  }
+  return { keyVersion: KEY_VERSION, step: stage.identity, params: stage.params, inputs, deps, seed: pipeline.seed };
+}
+
+/** A hit is a run record whose every output object is present and intact; anything less is a miss. */
+export async function lookupRecord(key: StageKey, cache: Cache): Promise<RunRecord | undefined> {
+  const record = await cache.store.readRecord(key);
+  if (!record) return undefined;
+  for (const ref of Object.values(record.outputs)) {
+    if (!(await verifyArtifact(ref, cache.store))) {
+      await cache.store.removeRecord(key);
+      return undefined;
+    }
+  }
+  return record;
+}
+
+export async function runPipeline(pipeline: Pipeline, options: RunOptions): Promise<RunSummary> {
+  const run = new PipelineRun(pipeline, options);
+  const stages = await run.execute();
+  const records = new Map(stages.filter((o) => o.record).map((o) => [o.id, o.record!]));
+  const lockfileChanged = options.dryRun ? false : await updateLockfile(pipeline, records, options.cache.root);
+  return { pipeline: pipeline.name, stages, ok: stages.every((o) => o.status !== 'failed'), lockfileChanged };
+}
+
+class PipelineRun {
+  private readonly outcomes = new Map<string, StageOutcome>();
+  private readonly outputs = new Map<string, Record<string, ArtifactRef>>();
+  private readonly lockfile: Lockfile;
+  private readonly controller = new AbortController();
+  private stopStarting = false;
+
+  constructor(private readonly pipeline: Pipeline, private readonly options: RunOptions) {
+    this.lockfile = readLockfile(lockfilePath(pipeline));
+    options.signal?.addEventListener('abort', () => {
+      this.stopStarting = true;
+      this.controller.abort(options.signal?.reason);
+    });
+  }
+
+  async execute(): Promise<StageOutcome[]> {
+    const { pipeline, options } = this;
+    const selected = options.targets ? withUpstream(options.targets, (id) => pipeline.stages.get(id)!.upstream) : new Set(pipeline.order);
+    const pending = pipeline.order.filter((id) => selected.has(id));
+    const running = new Map<string, Promise<void>>();
+    while (pending.length > 0 || running.size > 0) {
+      for (const id of [...pending]) {
+        if (running.size >= Math.max(1, options.jobs)) break;
+        const upstream = pipeline.stages.get(id)!.upstream;
+        if (!upstream.every((up) => this.outcomes.has(up))) continue;
+        pending.splice(pending.indexOf(id), 1);
+        const blocked = this.blockedBy(upstream);
+        if (blocked || this.stopStarting) {
+          this.finish(this.unreached(id, blocked));
+          continue;
+        }
+        running.set(id, this.process(pipeline.stages.get(id)!).then((outcome) => {
+          running.delete(id);
+          this.finish(outcome);
+        }));
+      }
+      if (running.size === 0) {
+        if (pending.length === 0) break;
+        continue;
+      }
+      await Promise.race(running.values());
+    }
+    return pipeline.order.filter((id) => this.outcomes.has(id)).map((id) => this.outcomes.get(id)!);
+  }
+
+  private finish(outcome: StageOutcome): void {
+    this.outcomes.set(outcome.id, outcome);
+    if (outcome.record) this.outputs.set(outcome.id, outcome.record.outputs);
+    if (outcome.status === 'failed' && (this.options.failureMode ?? 'no-new') === 'no-new') this.stopStarting = true;
+    this.options.reporter.stageFinished(outcome);
+  }
+
+  /** The upstream stage whose missing result keeps this one from running, if any. */
+  private blockedBy(upstream: readonly string[]): StageOutcome | undefined {
+    return upstream.map((id) => this.outcomes.get(id)!).find((o) => !o.record);
+  }
+
+  private unreached(id: string, blocked: StageOutcome | undefined): StageOutcome {
+    if (blocked?.status === 'would-run') return { id, status: 'would-run', durationMs: 0, why: [`upstream ${blocked.id} will run`] };
+    const why = blocked ? [`upstream ${blocked.id} ${blocked.status}`] : ['the run stopped'];
+    return { id, status: 'skipped', durationMs: 0, why };
+  }
+
+  private async process(stage: Stage): Promise<StageOutcome> {
+    const started = performance.now();
+    let key: StageKey | undefined;
+    try {
+      const document = await keyDocumentFor(stage, this.pipeline, this.outputs, this.options.cache);
+      key = stageKey(document);
+      const forced = this.isForced(stage.id);
+      if (!forced) {
+        const hit = await this.hit(stage, key);
+        if (hit) return hit;
+      }
+      const why = forced ? ['forced'] : explainChange(document, this.lockfile.stages[stage.id]);
+      if (this.options.dryRun) return { id: stage.id, status: 'would-run', key, durationMs: 0, why };
+      return await this.runLocked(stage, key, document, why, forced);
+    } catch (error) {
+      return { id: stage.id, status: 'failed', ...(key ? { key } : {}), durationMs: Math.round(performance.now() - started), failure: toFailure(stage.id, error) };
+    }
+  }
+
+  private isForced(id: string): boolean {
+    const force = this.options.force;
+    return force === 'all' || (force?.includes(id) ?? false);
+  }
+
+  private async hit(stage: Stage, key: StageKey): Promise<StageOutcome | undefined> {
+    const record = await lookupRecord(key, this.options.cache);
+    if (!record) return undefined;
+    if (stage.step.restore && !this.options.dryRun) {
+      const outputs: Record<string, string> = {};
+      for (const [name, ref] of Object.entries(record.outputs)) outputs[name] = await materialize(ref, this.options.cache.store);
+      await stage.step.restore({ params: stage.params, outputs, workdir: this.pipeline.dir });
+    }
+    return { id: stage.id, status: 'cached', key, durationMs: record.durationMs, record };
+  }
+
+  /** Runs the stage holding its key's process lock; another process may have produced it meanwhile. */
+  private async runLocked(stage: Stage, key: StageKey, document: StageKeyDocument, why: string[], forced: boolean): Promise<StageOutcome> {
+    const { cache, reporter } = this.options;
+    const release = await acquireProcessLock(join(cache.root, 'locks', `${key}.lock`), {
+      signal: this.controller.signal,
+      onWait: (holder) => reporter.warn(`${stage.id}: waiting for ${holder}, which is running this stage on the same cache`),
+    });
+    try {
+      if (!forced) {
+        const hit = await this.hit(stage, key);
+        if (hit) return hit;
+      }
+      reporter.stageStarted(stage.id, why);
+      const job: StageJob = { key, stage: stage.id, uses: stage.uses, workdir: this.pipeline.dir, keyDocument: document, inputs: this.inputArtifacts(stage), outputs: stage.outputs };
+      const record = await runStageJob(job, stage.step, cache, {
+        signal: this.controller.signal,
+        log: (level, message) => reporter.log(stage.id, level, message),
+        progress: (done, total, unit) => reporter.progress(stage.id, done, total, unit),
+      });
+      cache.hasher.clearMemo();
+      return { id: stage.id, status: 'ran', key, durationMs: record.durationMs, why, record };
+    } finally {
+      release();
+    }
+  }
+
+  private inputArtifacts(stage: Stage): Record<string, ArtifactRef> {
+    return Object.fromEntries(Object.entries(stage.inputs).map(([name, input]) => [name, this.outputs.get(input.stage)![input.output]!]));
+  }
+}
+
+/** A stray exception becomes a Failure here, once: user errors keep their reason, bugs keep their stack. */
+function toFailure(stage: string, error: unknown): Failure {
+  if (error instanceof HeadstartError) return error.failure;
+  if (error instanceof StepUserError) return { reason: 'stage-failed', stage, detail: error.message, userError: true };
+  if (error instanceof Error && error.name === 'AbortError') return { reason: 'stage-failed', stage, detail: 'interrupted', userError: false };
+  const detail = error instanceof Error ? (process.env['HEADSTART_DEBUG'] ? error.stack ?? error.message : error.message) : String(error);
+  return { reason: 'stage-failed', stage, detail, userError: false };
+}

@@ -1,0 +1,149 @@
+import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { writeFileAtomic } from './util/atomic-write.js';
+import { canonicalJson } from './util/canonical-json.js';
+import { sha256, sha256File, type Sha256Hex } from './util/digest.js';
+
+/** One file of a directory artifact or a hashed folder. */
+export interface TreeEntry {
+  path: string;
+  hash: Sha256Hex;
+  size: number;
+}
+
+export interface PathDigest {
+  kind: 'file' | 'dir';
+  hash: Sha256Hex;
+  size: number;
+}
+
+/** [size, mtimeMs, inode, hash]: the stat a hash was computed at. */
+type IndexEntry = [number, number, number, Sha256Hex];
+
+const INDEX_VERSION = 1;
+/** A file modified this recently may change again within one mtime tick; its hash is not remembered. */
+const RACY_WINDOW_MS = 2000;
+
+/**
+ * Content hashes of files, remembered by size + mtime + inode so that an unchanged file is never read
+ * twice, across runs as within one. Directory hashes are memoised for the life of the process, so an
+ * input shared by fifty stages is walked once per run.
+ */
+export class FileHasher {
+  private readonly entries: Map<string, IndexEntry>;
+  private readonly directoryMemo = new Map<string, Promise<PathDigest>>();
+  private dirty = false;
+
+  private constructor(private readonly indexPath: string | undefined, entries: Map<string, IndexEntry>) {
+    this.entries = entries;
+  }
+
+  /** A hasher that remembers nothing across processes (for one-off comparisons). */
+  static inMemory(): FileHasher {
+    return new FileHasher(undefined, new Map());
+  }
+
+  static load(indexPath: string): FileHasher {
+    let entries = new Map<string, IndexEntry>();
+    try {
+      const stored = JSON.parse(readFileSync(indexPath, 'utf8')) as { version: number; entries: Record<string, IndexEntry> };
+      if (stored.version === INDEX_VERSION) entries = new Map(Object.entries(stored.entries));
+    } catch {
+      // A missing or unreadable index only costs re-hashing.
+    }
+    return new FileHasher(indexPath, entries);
+  }
+
+  /** The file's hash, read from the index when its stat is unchanged. */
+  async hashFile(path: string, stat: Stats = statSync(path)): Promise<Sha256Hex> {
+    const known = this.entries.get(path);
+    if (known && known[0] === stat.size && known[1] === stat.mtimeMs && known[2] === stat.ino) return known[3];
+    const hash = await sha256File(path);
+    this.remember(path, stat, hash);
+    return hash;
+  }
+
+  /** Records a hash we computed while writing the file ourselves (cache objects). */
+  remember(path: string, stat: Stats, hash: Sha256Hex): void {
+    if (Date.now() - stat.mtimeMs < RACY_WINDOW_MS && !path.includes(`${sep}objects${sep}`)) {
+      this.entries.delete(path);
+      return;
+    }
+    this.entries.set(path, [stat.size, stat.mtimeMs, stat.ino, hash]);
+    this.dirty = true;
+  }
+
+  /** Drops memoised directory digests: a stage that ran may have written into the workspace. */
+  clearMemo(): void {
+    this.directoryMemo.clear();
+  }
+
+  forget(path: string): void {
+    if (this.entries.delete(path)) this.dirty = true;
+  }
+
+  /** A file's or a directory's content digest; a directory hashes as the manifest of its files. */
+  hashPath(path: string): Promise<PathDigest> {
+    let digest = this.directoryMemo.get(path);
+    if (!digest) {
+      digest = this.computePathDigest(path);
+      this.directoryMemo.set(path, digest);
+      digest.catch(() => this.directoryMemo.delete(path));
+    }
+    return digest;
+  }
+
+  private async computePathDigest(path: string): Promise<PathDigest> {
+    const stat = statSync(path);
+    if (!stat.isDirectory()) return { kind: 'file', hash: await this.hashFile(path, stat), size: stat.size };
+    const entries = await this.treeEntries(path);
+    return { kind: 'dir', hash: treeHash(entries), size: entries.reduce((sum, entry) => sum + entry.size, 0) };
+  }
+
+  /** Every regular file under `dir`, sorted by relative path, with its hash. */
+  async treeEntries(dir: string): Promise<TreeEntry[]> {
+    const files = listFiles(dir);
+    const entries: TreeEntry[] = [];
+    for (const file of files) {
+      const stat = statSync(file);
+      entries.push({ path: toPosix(relative(dir, file)), hash: await this.hashFile(file, stat), size: stat.size });
+    }
+    return entries;
+  }
+
+  /** The files under `dir` with sizes, for ingesting fresh outputs (never indexed: they are about to move). */
+  async treeEntriesUncached(dir: string): Promise<{ path: string; absolute: string; size: number }[]> {
+    return listFiles(dir).map((absolute) => ({ path: toPosix(relative(dir, absolute)), absolute, size: statSync(absolute).size }));
+  }
+
+  async save(): Promise<void> {
+    if (!this.dirty || !this.indexPath) return;
+    const document = { version: INDEX_VERSION, entries: Object.fromEntries(this.entries) };
+    await writeFileAtomic(this.indexPath, JSON.stringify(document));
+    this.dirty = false;
+  }
+}
+
+/** The hash of a directory: SHA-256 of the canonical manifest of its files. */
+export function treeHash(entries: readonly TreeEntry[]): Sha256Hex {
+  return sha256(treeManifest(entries));
+}
+
+export function treeManifest(entries: readonly TreeEntry[]): string {
+  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return canonicalJson({ type: 'tree', entries: sorted });
+}
+
+export function listFiles(dir: string): string[] {
+  const files: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...listFiles(full));
+    else if (entry.isFile() || (entry.isSymbolicLink() && statSync(full).isFile())) files.push(full);
+  }
+  return files.sort();
+}
+
+function toPosix(path: string): string {
+  return sep === '/' ? path : path.split(sep).join('/');
+}

@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { StageKey, StageKeyDocument, StepIdentity } from './cache-key.js';
+import type { Pipeline } from './pipeline.js';
+import { acquireProcessLock } from './process-lock.js';
+import type { RunRecord } from './run-record.js';
+import { writeFileAtomic } from './util/atomic-write.js';
+import { sha256, type Sha256Hex } from './util/digest.js';
+import { canonicalJson, sortKeys } from './util/canonical-json.js';
+
+/** One stage in `headstart.lock`: what ran, from what, and what it made. Committed, like dvc.lock. */
+export interface LockEntry {
+  key: StageKey;
+  step: StepIdentity;
+  params: unknown;
+  inputs: Record<string, Sha256Hex>;
+  deps: Record<string, Sha256Hex>;
+  seed: number;
+  outputs: Record<string, { hash: Sha256Hex; size: number }>;
+  durationMs: number;
+  metrics?: Record<string, number>;
+  info?: Record<string, string | number | boolean>;
+}
+
+export interface Lockfile {
+  schema: 1;
+  stages: Record<string, LockEntry>;
+}
+
+const HEADER = '# Written by headstart: what each stage ran from and produced. Commit it.\n';
+
+/** `pipeline.yaml` → `pipeline.lock`; `headstart.yaml` → `headstart.lock`, beside it. */
+export function lockfilePath(pipeline: Pick<Pipeline, 'file' | 'dir'>): string {
+  const base = pipeline.file.path.split('/').pop()!.replace(/\.ya?ml$/, '');
+  return join(pipeline.dir, `${base}.lock`);
+}
+
+export function readLockfile(path: string): Lockfile {
+  try {
+    const value = parse(readFileSync(path, 'utf8')) as Partial<Lockfile> | null;
+    if (value?.schema === 1 && value.stages && typeof value.stages === 'object') return value as Lockfile;
+  } catch {
+    // No lock file yet (or an unreadable one, which the next write replaces).
+  }
+  return { schema: 1, stages: {} };
+}
+
+export function lockEntryFromRecord(record: RunRecord): LockEntry {
+  const document: StageKeyDocument = record.keyDocument;
+  const outputs = Object.fromEntries(Object.entries(record.outputs).map(([name, ref]) => [name, { hash: ref.hash, size: ref.size }]));
+  return {
+    key: record.key,
+    step: document.step,
+    params: document.params,
+    inputs: document.inputs,
+    deps: document.deps,
+    seed: document.seed,
+    outputs,
+    durationMs: record.durationMs,
+    ...(record.metrics ? { metrics: record.metrics } : {}),
+    ...(record.info ? { info: record.info } : {}),
+  };
+}
+
+export function renderLockfile(lockfile: Lockfile): string {
+  return HEADER + stringify(sortKeys(lockfile), { lineWidth: 0 });
+}
+
+/**
+ * Records the stages that ran or were found in the cache, drops stages the pipeline no longer has, keeps
+ * the rest, and rewrites the file only when its text changed, so it diffs cleanly.
+ */
+export async function updateLockfile(pipeline: Pipeline, records: ReadonlyMap<string, RunRecord>, cacheRoot: string): Promise<boolean> {
+  const path = lockfilePath(pipeline);
+  const release = await acquireProcessLock(join(cacheRoot, 'locks', `lockfile-${sha256(path).slice(0, 16)}.lock`));
+  try {
+    const before = readLockfile(path);
+    const stages: Record<string, LockEntry> = {};
+    for (const id of pipeline.order) {
+      const record = records.get(id);
+      const entry = record ? lockEntryFromRecord(record) : before.stages[id];
+      if (entry) stages[id] = entry;
+    }
+    const after: Lockfile = { schema: 1, stages };
+    if (canonicalJson(after) === canonicalJson(before)) return false;
+    await writeFileAtomic(path, renderLockfile(after));
+    return true;
+  } finally {
+    release();
+  }
+}

@@ -1,0 +1,102 @@
+import { hostname } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Who is running a stage right now (not to be confused with `headstart.lock`, the committed record of
+ * what ran). A lock is a file holding the owner's pid and host; one whose process is gone is released.
+ */
+export interface ProcessLockOptions {
+  /** Called once if the lock is held by someone else, with a description of the holder. */
+  onWait?: (holder: string) => void;
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+interface Owner {
+  pid: number;
+  host: string;
+}
+
+const HOST = hostname();
+/** An owner file still empty after this long was left by a process that died while creating it. */
+const EMPTY_OWNER_GRACE_MS = 5000;
+
+export async function acquireProcessLock(path: string, options: ProcessLockOptions = {}): Promise<() => void> {
+  mkdirSync(dirname(path), { recursive: true });
+  let waited = false;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    if (tryCreate(path)) return () => rmSync(path, { force: true });
+    const owner = readOwner(path);
+    if (owner === 'gone') continue;
+    if (isStale(path, owner)) {
+      breakStaleLock(path);
+      continue;
+    }
+    if (!waited) {
+      waited = true;
+      options.onWait?.(owner === 'unknown' ? 'another process' : `process ${owner.pid} on ${owner.host}`);
+    }
+    await sleep(options.pollMs ?? 100);
+  }
+}
+
+function tryCreate(path: string): boolean {
+  try {
+    writeFileSync(path, JSON.stringify({ pid: process.pid, host: HOST }), { flag: 'wx' });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+function readOwner(path: string): Owner | 'unknown' | 'gone' {
+  try {
+    const text = readFileSync(path, 'utf8');
+    return text ? (JSON.parse(text) as Owner) : 'unknown';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : 'unknown';
+  }
+}
+
+function isStale(path: string, owner: Owner | 'unknown'): boolean {
+  if (owner === 'unknown') {
+    try {
+      return Date.now() - statSync(path).mtimeMs > EMPTY_OWNER_GRACE_MS;
+    } catch {
+      return false;
+    }
+  }
+  return owner.host === HOST && !isAlive(owner.pid);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Two waiters may find the same dead owner; a `.break` lock lets only one of them remove the file, and
+ * it re-reads the owner first so it never removes a lock a live process has just taken.
+ */
+function breakStaleLock(path: string): void {
+  const breaker = `${path}.break`;
+  if (!tryCreate(breaker)) {
+    const owner = readOwner(breaker);
+    if (owner !== 'gone' && isStale(breaker, owner)) rmSync(breaker, { force: true });
+    return;
+  }
+  try {
+    const owner = readOwner(path);
+    if (owner !== 'gone' && isStale(path, owner)) rmSync(path, { force: true });
+  } finally {
+    rmSync(breaker, { force: true });
+  }
+}

@@ -1,0 +1,85 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ingestDirectory, materialize, verifyArtifact } from './artifacts.js';
+import type { ArtifactRef, StageKey, StageKeyDocument } from './cache-key.js';
+import type { Cache } from './cache.js';
+import type { RunRecord } from './run-record.js';
+import type { StepContext, StepDefinition } from './step.js';
+
+/**
+ * One stage run as a plain, serialisable job: everything needed to run it on this machine or another
+ * that shares the object store. Deciding *what* must run happens elsewhere (the executor's planning).
+ */
+export interface StageJob {
+  key: StageKey;
+  stage: string;
+  /** The stage's `uses:`, resolved again by whoever runs the job. */
+  uses: string;
+  /** The pipeline file's directory: relative paths in params resolve against it. */
+  workdir: string;
+  keyDocument: StageKeyDocument;
+  /** Input artifacts by input name (their hashes are also in the key document). */
+  inputs: Record<string, ArtifactRef>;
+  outputs: readonly string[];
+}
+
+export interface StageHooks {
+  signal: AbortSignal;
+  log(level: 'info' | 'warn', message: string): void;
+  progress(done: number, total?: number, unit?: string): void;
+}
+
+/**
+ * Runs the step in a private directory under the cache, moves its outputs into the object store, and
+ * writes the run record last: a crash at any point leaves nothing a later run would trust.
+ */
+export async function runStageJob(job: StageJob, step: StepDefinition<any>, cache: Cache, hooks: StageHooks): Promise<RunRecord> {
+  const scratch = await cache.store.tempDir(job.stage);
+  try {
+    const inputs: Record<string, string> = {};
+    for (const [name, ref] of Object.entries(job.inputs)) {
+      if (!(await verifyArtifact(ref, cache.store))) throw new Error(`input ${name} (${ref.hash.slice(0, 12)}) is missing from the cache`);
+      inputs[name] = await materialize(ref, cache.store);
+    }
+    const outputs: Record<string, string> = {};
+    for (const name of job.outputs) {
+      outputs[name] = join(scratch, 'out', name);
+      await mkdir(outputs[name], { recursive: true });
+    }
+    await mkdir(join(scratch, 'tmp'));
+    const context: StepContext = {
+      stage: job.stage,
+      params: job.keyDocument.params as Record<string, unknown>,
+      inputs,
+      outputs,
+      workdir: job.workdir,
+      tmpdir: join(scratch, 'tmp'),
+      cacheDir: cache.root,
+      seed: job.keyDocument.seed,
+      signal: hooks.signal,
+      log: { info: (message) => hooks.log('info', message), warn: (message) => hooks.log('warn', message) },
+      progress: hooks.progress,
+    };
+    const started = performance.now();
+    const result = (await step.run(context)) ?? {};
+    hooks.signal.throwIfAborted();
+    const durationMs = Math.round(performance.now() - started);
+    const refs: Record<string, ArtifactRef> = {};
+    for (const name of job.outputs) refs[name] = await ingestDirectory(outputs[name]!, cache.store, cache.hasher);
+    const record: RunRecord = {
+      recordVersion: 1,
+      key: job.key,
+      stage: job.stage,
+      keyDocument: job.keyDocument,
+      outputs: refs,
+      durationMs,
+      createdAt: new Date().toISOString(),
+      ...(result.metrics ? { metrics: result.metrics } : {}),
+      ...(result.info ? { info: result.info } : {}),
+    };
+    await cache.store.writeRecord(record);
+    return record;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,92 @@
+/** The step API: what a built-in, local or third-party step implements. */
+
+export type JsonSchema = Record<string, unknown>;
+
+export interface StepLogger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface StepContext<P = Record<string, unknown>> {
+  /** The stage's id in the pipeline file. */
+  readonly stage: string;
+  /** Parameters after interpolation, overrides and the schema's defaults. */
+  readonly params: P;
+  /** Read-only path of each input artifact (a directory, or a file for a single-file artifact). */
+  readonly inputs: Readonly<Record<string, string>>;
+  /** An empty directory per declared output; what the step leaves there becomes the artifact. */
+  readonly outputs: Readonly<Record<string, string>>;
+  /** The pipeline file's directory; relative paths in params resolve against it. */
+  readonly workdir: string;
+  /** A scratch directory, removed after the stage. */
+  readonly tmpdir: string;
+  /** The local cache directory, for steps that keep private derived files (converted models, downloads). */
+  readonly cacheDir: string;
+  /** The pipeline's seed (part of every stage's key). */
+  readonly seed: number;
+  /** Aborted on Ctrl-C or when the run stops; long loops should check it. */
+  readonly signal: AbortSignal;
+  readonly log: StepLogger;
+  /** Reports progress of the stage's long loop; shown on a TTY only. */
+  progress(done: number, total?: number, unit?: string): void;
+}
+
+/** What a step may return besides its output files. Both end up in the run record and the lock file. */
+export interface StepResult {
+  /** Numbers worth comparing across runs (accuracy, loss). */
+  metrics?: Record<string, number>;
+  /** Facts about how the stage ran (the ML backend, the device). Not part of the key. */
+  info?: Record<string, string | number | boolean>;
+}
+
+export interface RestoreContext<P = Record<string, unknown>> {
+  readonly params: P;
+  readonly outputs: Readonly<Record<string, string>>;
+  readonly workdir: string;
+}
+
+export interface StepDefinition<P = Record<string, unknown>> {
+  name: string;
+  /** Bump when the step's behaviour changes: it is part of every key made with this step. */
+  version: string;
+  description?: string;
+  /** JSON Schema (draft 2020-12) of the `with:` parameters; defaults are filled in before hashing. */
+  params: JsonSchema;
+  /** Input names the step reads; `inputs:` in a stage may only use these. */
+  inputs?: readonly string[];
+  /** Output names; a function when they depend on the parameters (the shell step's `outs:`). */
+  outputs: readonly string[] | ((params: P) => readonly string[]);
+  /**
+   * Workspace paths (relative to the pipeline's directory) whose content is part of the key,
+   * hashed incrementally: the shell step's `deps:`, an image folder.
+   */
+  deps?: (params: P) => readonly string[];
+  run(ctx: StepContext<P>): Promise<StepResult | void>;
+  /** Called when the stage is a cache hit, to put workspace copies of its outputs back. */
+  restore?(ctx: RestoreContext<P>): Promise<void>;
+}
+
+/** Declares a step. Returns the definition unchanged; the type parameter types `ctx.params`. */
+export function defineStep<P = Record<string, unknown>>(definition: StepDefinition<P>): StepDefinition<P> {
+  if (!/^[a-z][a-z0-9-]*$/.test(definition.name)) {
+    throw new Error(`step name "${definition.name}" must be kebab-case`);
+  }
+  if (typeof definition.run !== 'function') throw new Error(`step ${definition.name} has no run()`);
+  return definition;
+}
+
+export function outputNames<P>(step: StepDefinition<P>, params: P): readonly string[] {
+  return typeof step.outputs === 'function' ? step.outputs(params) : step.outputs;
+}
+
+/** A step a registry can hand out without loading its module (and whatever heavy library it imports). */
+export interface BuiltinStep {
+  load(): Promise<StepDefinition<any>>;
+}
+
+/** Built-in steps by name, plus the identity of the package that ships them. */
+export interface StepRegistry {
+  packageName: string;
+  packageVersion: string;
+  steps: ReadonlyMap<string, BuiltinStep>;
+}

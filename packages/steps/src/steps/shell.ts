@@ -1,0 +1,107 @@
+import { existsSync, statSync } from 'node:fs';
+import { cp, rm } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { defineStep, FileHasher } from '@headstart/core';
+
+interface ShellParams {
+  run: string;
+  deps: string[];
+  outs: string[] | Record<string, string>;
+  env: Record<string, string>;
+}
+
+const STDERR_TAIL_LINES = 15;
+
+/** Output name → workspace path. A list names each output after its path. */
+function outsByName(outs: ShellParams['outs']): Record<string, string> {
+  return Array.isArray(outs) ? Object.fromEntries(outs.map((path) => [path, path])) : outs;
+}
+
+export default defineStep<ShellParams>({
+  name: 'shell',
+  version: '1',
+  description: 'Runs a command line; `deps` are part of the key, `outs` are stored in the cache and restored on a hit.',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['run'],
+    properties: {
+      run: { type: 'string', minLength: 1, description: 'The command line, run by the shell in the pipeline file\'s directory.' },
+      deps: { type: 'array', items: { type: 'string' }, default: [], description: 'Files or folders whose content is part of the key.' },
+      outs: {
+        oneOf: [
+          { type: 'array', items: { type: 'string' } },
+          { type: 'object', additionalProperties: { type: 'string' } },
+        ],
+        default: [],
+        description: 'Paths the command writes; each is an output (named by its path, or by the map key).',
+      },
+      env: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+    },
+  },
+  outputs: (params) => Object.keys(outsByName(params.outs)),
+  deps: (params) => params.deps,
+  async run(ctx) {
+    const { execa } = await import('execa');
+    const stderrTail: string[] = [];
+    const child = execa(ctx.params.run, {
+      shell: true,
+      cwd: ctx.workdir,
+      env: ctx.params.env,
+      cancelSignal: ctx.signal,
+      forceKillAfterDelay: 2000,
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+    });
+    child.stdout?.setEncoding('utf8');
+    child.stderr?.setEncoding('utf8');
+    forEachLine(child.stdout, (line) => ctx.log.info(line));
+    forEachLine(child.stderr, (line) => {
+      ctx.log.info(line);
+      stderrTail.push(line);
+      if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+    });
+    const result = await child;
+    ctx.signal.throwIfAborted();
+    if (result.exitCode !== 0) {
+      const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+      const tail = stderrTail.length > 0 ? `: ${stderrTail.join(' | ')}` : '';
+      throw new Error(`command ${how}${tail}`);
+    }
+    for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
+      const source = resolve(ctx.workdir, path);
+      if (!existsSync(source)) throw new Error(`the command did not create ${path} (declared in outs)`);
+      await cp(source, join(ctx.outputs[name]!, basename(source)), { recursive: true });
+    }
+  },
+  async restore(ctx) {
+    for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
+      const target = resolve(ctx.workdir, path);
+      const cached = join(ctx.outputs[name]!, basename(target));
+      if (existsSync(target) && (await sameContent(target, cached))) continue;
+      await rm(target, { recursive: true, force: true });
+      await cp(cached, target, { recursive: true });
+    }
+  },
+});
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  if (statSync(a).isDirectory() !== statSync(b).isDirectory()) return false;
+  const hasher = FileHasher.inMemory();
+  return (await hasher.hashPath(a)).hash === (await hasher.hashPath(b)).hash;
+}
+
+function forEachLine(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let buffered = '';
+  stream.on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) onLine(line.replace(/\r$/, ''));
+  });
+  stream.on('end', () => {
+    if (buffered) onLine(buffered);
+  });
+}
