@@ -1,7 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FileHasher } from './file-hasher.js';
 import { LocalStore, type CacheWarning } from './local-store.js';
+import { isAlive } from './process-lock.js';
 
 /** The local cache of one run: the object store plus the stat index that makes hashing incremental. */
 export interface Cache {
@@ -16,12 +17,27 @@ export const CACHE_DIR_ENV = 'HEADSTART_CACHE_DIR';
 
 /** `--cache-dir`, else $HEADSTART_CACHE_DIR, else `.headstart/cache` beside the pipeline file. */
 export function cacheDirFor(pipelineDir: string, flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(flag ?? env[CACHE_DIR_ENV] ?? join(pipelineDir, '.headstart', 'cache'));
+  return resolve(flag || env[CACHE_DIR_ENV] || join(pipelineDir, '.headstart', 'cache'));
 }
 
 export function openCache(root: string, warn: CacheWarning): Cache {
   mkdirSync(root, { recursive: true });
+  removeDeadScratch(join(root, 'tmp'));
   const hasher = FileHasher.load(join(root, 'index.json'));
   const store = new LocalStore(root, hasher, warn);
   return { root, store, hasher, close: () => hasher.save() };
+}
+
+/** Scratch directories are named `<label>-<pid>-<random>`; those of processes that died (kill -9) go. */
+function removeDeadScratch(tmp: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmp);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/-(\d+)-[0-9a-f]{8}$/.exec(name)?.[1]);
+    if (pid && !isAlive(pid)) rmSync(join(tmp, name), { recursive: true, force: true });
+  }
 }

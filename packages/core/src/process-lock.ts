@@ -73,7 +73,7 @@ function isStale(path: string, owner: Owner | 'unknown'): boolean {
   return owner.host === HOST && !isAlive(owner.pid);
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

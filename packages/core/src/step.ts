@@ -43,6 +43,8 @@ export interface RestoreContext<P = Record<string, unknown>> {
   readonly params: P;
   readonly outputs: Readonly<Record<string, string>>;
   readonly workdir: string;
+  /** The `info` the step returned when it ran. */
+  readonly info: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface StepDefinition<P = Record<string, unknown>> {

@@ -26,12 +26,14 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stderr.isTTY === true });
   const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
   const interrupt = new AbortController();
+  // `on`, not `once`: execa's exit hook re-raises a signal that has no listener left, killing us mid-cleanup.
   const onSignal = () => {
-    reporter.warn('interrupted: stopping running stages; nothing half-written is kept');
+    if (interrupt.signal.aborted) process.exit(130);
+    reporter.warn('interrupted: stopping running stages; nothing half-written is kept (Ctrl-C again to quit now)');
     interrupt.abort();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let summary: RunSummary;
   try {
     summary = await runPipeline(pipeline, {

@@ -12,7 +12,7 @@ export function closestMatch(word: string, candidates: Iterable<string>): string
     }
   }
   const allowed = Math.max(2, Math.floor(word.length / 3));
-  return best !== undefined && bestDistance <= allowed ? best : undefined;
+  return best !== undefined && bestDistance <= allowed && bestDistance < word.length ? best : undefined;
 }
 
 export function didYouMean(word: string, candidates: Iterable<string>): string {

@@ -47,7 +47,7 @@ export default defineStep<ShellParams>({
     const child = execa(ctx.params.run, {
       shell: true,
       cwd: ctx.workdir,
-      env: ctx.params.env,
+      env: { ...inputEnvironment(ctx.inputs), ...ctx.params.env },
       cancelSignal: ctx.signal,
       forceKillAfterDelay: 2000,
       reject: false,
@@ -69,16 +69,21 @@ export default defineStep<ShellParams>({
       const tail = stderrTail.length > 0 ? `: ${stderrTail.join(' | ')}` : '';
       throw new Error(`command ${how}${tail}`);
     }
+    const kinds: Record<string, string> = {};
     for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
       const source = resolve(ctx.workdir, path);
       if (!existsSync(source)) throw new Error(`the command did not create ${path} (declared in outs)`);
-      await cp(source, join(ctx.outputs[name]!, basename(source)), { recursive: true });
+      const isDirectory = statSync(source).isDirectory();
+      // A folder's artifact is its content; a file's artifact is a folder holding that one file.
+      await cp(source, isDirectory ? ctx.outputs[name]! : join(ctx.outputs[name]!, basename(source)), { recursive: true });
+      kinds[`out.${name}`] = isDirectory ? 'dir' : 'file';
     }
+    return { info: kinds };
   },
   async restore(ctx) {
     for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
       const target = resolve(ctx.workdir, path);
-      const cached = join(ctx.outputs[name]!, basename(target));
+      const cached = ctx.info[`out.${name}`] === 'dir' ? ctx.outputs[name]! : join(ctx.outputs[name]!, basename(target));
       if (existsSync(target) && (await sameContent(target, cached))) continue;
       await rm(target, { recursive: true, force: true });
       await cp(cached, target, { recursive: true });
@@ -90,6 +95,11 @@ async function sameContent(a: string, b: string): Promise<boolean> {
   if (statSync(a).isDirectory() !== statSync(b).isDirectory()) return false;
   const hasher = FileHasher.inMemory();
   return (await hasher.hashPath(a)).hash === (await hasher.hashPath(b)).hash;
+}
+
+/** Each input artifact's directory as `HEADSTART_INPUT_<NAME>` (upper-cased, other characters as `_`). */
+function inputEnvironment(inputs: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(inputs).map(([name, path]) => [`HEADSTART_INPUT_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`, path]));
 }
 
 function forEachLine(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
