@@ -56,8 +56,16 @@ export class FileHasher {
 
   /** The file's hash, read from the index when its stat is unchanged. */
   async hashFile(path: string, stat: Stats = statSync(path)): Promise<Sha256Hex> {
+    return this.knownHash(path, stat) ?? this.rehash(path, stat);
+  }
+
+  /** The remembered hash if the file's stat still matches it (synchronous: no await per unchanged file). */
+  private knownHash(path: string, stat: Stats): Sha256Hex | undefined {
     const known = this.entries.get(path);
-    if (known && known[0] === stat.size && known[1] === stat.mtimeMs && known[2] === stat.ino) return known[3];
+    return known && known[0] === stat.size && known[1] === stat.mtimeMs && known[2] === stat.ino ? known[3] : undefined;
+  }
+
+  private async rehash(path: string, stat: Stats): Promise<Sha256Hex> {
     const hash = await sha256File(path);
     this.remember(path, stat, hash);
     return hash;
@@ -106,7 +114,8 @@ export class FileHasher {
     const entries: TreeEntry[] = [];
     for (const file of files) {
       const stat = statSync(file);
-      entries.push({ path: toPosix(relative(dir, file)), hash: await this.hashFile(file, stat), size: stat.size });
+      const hash = this.knownHash(file, stat) ?? (await this.rehash(file, stat));
+      entries.push({ path: toPosix(relative(dir, file)), hash, size: stat.size });
     }
     return entries;
   }
