@@ -12,6 +12,8 @@ export interface Validator {
   errors?: ErrorObject[] | null;
 }
 
+type Ajv2020Constructor = new (options: object) => { compile(schema: object): Validator };
+
 const require = createRequire(import.meta.url);
 const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, verbose: true } as const;
 /** Part of each compiled file's name: another ajv or other options compile differently. */
@@ -49,8 +51,8 @@ function compileAndStore(schema: object, file: string | undefined): Validator {
 }
 
 function compiler(forStandalone = false): { compile(schema: object): Validator } {
-  const { Ajv2020 } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
-  if (forStandalone) return new Ajv2020({ ...AJV_OPTIONS, code: { source: true } }) as unknown as { compile(schema: object): Validator };
-  ajv ??= new Ajv2020(AJV_OPTIONS) as unknown as { compile(schema: object): Validator };
+  const { Ajv2020 } = require('ajv/dist/2020.js') as { Ajv2020: Ajv2020Constructor };
+  if (forStandalone) return new Ajv2020({ ...AJV_OPTIONS, code: { source: true } });
+  ajv ??= new Ajv2020(AJV_OPTIONS);
   return ajv;
 }

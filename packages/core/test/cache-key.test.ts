@@ -17,7 +17,7 @@ describe('cache key', () => {
   });
 
   it('does not depend on key order', () => {
-    const reordered = JSON.parse(JSON.stringify({ seed: 42, deps: {}, inputs: document.inputs, params: { lr: 0.001, layers: document.params.layers, epochs: 20 }, step: document.step, keyVersion: 1 }));
+    const reordered = JSON.parse(JSON.stringify({ seed: 42, deps: {}, inputs: document.inputs, params: { lr: 0.001, layers: (document.params as { layers: unknown }).layers, epochs: 20 }, step: document.step, keyVersion: 1 }));
     expect(stageKey(reordered)).toBe(stageKey(document));
   });
 
