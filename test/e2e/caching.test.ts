@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Rig } from './rig.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 const PIPELINE = `
 name: caching
@@ -133,6 +138,17 @@ describe('caching', () => {
     expect(first.stdout).toMatch(/^✓ source: ran in \d+(ms|\.\ds) \(never ran\)$/m);
     const second = await rig.run('run');
     expect(second.stdout.trim().split('\n').sort()).toEqual(['· firstline: cached', '· shout: cached', '· side: cached', '· source: cached']);
+  });
+
+  it('a fully cached run loads no ML library', async () => {
+    const rig = project();
+    await rig.runJson();
+    const trace = join(rig.dir, 'trace.txt');
+    const result = await rig.runWith({ NODE_OPTIONS: `--import=${pathToFileURL(join(HERE, 'fixtures/trace-imports.mjs')).href}`, HEADSTART_TRACE_FILE: trace }, 'run');
+    expect(result.stdout).toContain('· side: cached');
+    const modules = readFileSync(trace, 'utf8');
+    expect(modules).toContain('/packages/core/dist/executor.js');
+    expect(modules).not.toMatch(/@tensorflow|sharp|nsfwjs|execa/);
   });
 
   it('graph prints mermaid and dot', async () => {

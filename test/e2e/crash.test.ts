@@ -25,7 +25,7 @@ describe('crashes and corruption', () => {
   it('kill -9 during a stage loses nothing cached; the next run completes', async () => {
     const rig = new Rig();
     rig.write('headstart.yaml', PIPELINE);
-    const child = rig.spawn('run', '--json');
+    const child = rig.spawn({}, 'run', '--json');
     await waitForFile(rig, 'started');
     child.kill('SIGKILL');
     await child;
@@ -40,7 +40,7 @@ describe('crashes and corruption', () => {
   it('Ctrl-C stops cleanly with exit 130 and caches nothing half-done', async () => {
     const rig = new Rig();
     rig.write('headstart.yaml', PIPELINE);
-    const child = rig.spawn('run');
+    const child = rig.spawn({}, 'run');
     await waitForFile(rig, 'started');
     child.kill('SIGINT');
     const result = await child;
@@ -78,9 +78,9 @@ describe('concurrency', () => {
   a: { uses: shell, with: { run: "echo ran >> a.log; touch a-started; while [ ! -f go ]; do sleep 0.05; done; echo a > a.txt", outs: [a.txt] } }
   b: { uses: shell, inputs: { a: a.a.txt }, with: { run: "echo ran >> b.log; cat $HEADSTART_INPUT_A/a.txt > b.txt", outs: [b.txt] } }
 `);
-    const first = rig.spawn('run', '--json');
+    const first = rig.spawn({}, 'run', '--json');
     await waitForFile(rig, 'a-started');
-    const second = rig.spawn('run', '--json');
+    const second = rig.spawn({}, 'run', '--json');
     // The second run must be waiting on the first's lock before we let stage a finish.
     const waiting = new Promise<void>((resolve) => second.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('waiting for') && resolve()));
     await waiting;

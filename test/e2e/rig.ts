@@ -35,13 +35,17 @@ export class Rig {
 
   /** Runs `headstart ...args` to completion. */
   async run(...args: string[]): Promise<CliResult> {
-    const result = await this.spawn(...args);
+    return this.runWith({}, ...args);
+  }
+
+  async runWith(env: Record<string, string>, ...args: string[]): Promise<CliResult> {
+    const result = await this.spawn(env, ...args);
     return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
   }
 
   /** Starts `headstart ...args` without waiting (for kill and concurrency tests). */
-  spawn(...args: string[]): ResultPromise<{ reject: false }> {
-    return execa(process.execPath, [CLI, ...args], { cwd: this.dir, reject: false, env: { HEADSTART_CACHE_DIR: '', NO_COLOR: '1' } }) as ResultPromise<{ reject: false }>;
+  spawn(env: Record<string, string> = {}, ...args: string[]): ResultPromise<{ reject: false }> {
+    return execa(process.execPath, [CLI, ...args], { cwd: this.dir, reject: false, env: { HEADSTART_CACHE_DIR: '', NO_COLOR: '1', ...env } }) as ResultPromise<{ reject: false }>;
   }
 
   /** `headstart run --json`, parsed, with each stage's status by id. */

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { sep } from 'node:path';
 import { writeFileAtomic } from './util/atomic-write.js';
 import { canonicalJson } from './util/canonical-json.js';
 import { sha256, sha256File, type Sha256Hex } from './util/digest.js';
@@ -110,19 +110,18 @@ export class FileHasher {
 
   /** Every regular file under `dir`, sorted by relative path, with its hash. */
   async treeEntries(dir: string): Promise<TreeEntry[]> {
-    const files = listFiles(dir);
     const entries: TreeEntry[] = [];
-    for (const file of files) {
-      const stat = statSync(file);
-      const hash = this.knownHash(file, stat) ?? (await this.rehash(file, stat));
-      entries.push({ path: toPosix(relative(dir, file)), hash, size: stat.size });
+    for (const file of walkFiles(dir)) {
+      const stat = statSync(file.absolute);
+      const hash = this.knownHash(file.absolute, stat) ?? (await this.rehash(file.absolute, stat));
+      entries.push({ path: file.path, hash, size: stat.size });
     }
     return entries;
   }
 
   /** The files under `dir` with sizes, for ingesting fresh outputs (never indexed: they are about to move). */
   async treeEntriesUncached(dir: string): Promise<{ path: string; absolute: string; size: number }[]> {
-    return listFiles(dir).map((absolute) => ({ path: toPosix(relative(dir, absolute)), absolute, size: statSync(absolute).size }));
+    return walkFiles(dir).map((file) => ({ ...file, size: statSync(file.absolute).size }));
   }
 
   async save(): Promise<void> {
@@ -143,16 +142,21 @@ export function treeManifest(entries: readonly TreeEntry[]): string {
   return canonicalJson({ type: 'tree', entries: sorted });
 }
 
-export function listFiles(dir: string): string[] {
-  const files: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...listFiles(full));
-    else if (entry.isFile() || (entry.isSymbolicLink() && statSync(full).isFile())) files.push(full);
+/**
+ * Regular files under `dir` (symbolic links to files included), sorted by their `/`-separated relative
+ * path, which is built during the walk rather than with path.relative (a measurable cost at 10,000 files).
+ */
+export function walkFiles(dir: string, prefix = ''): { path: string; absolute: string }[] {
+  const files: { path: string; absolute: string }[] = [];
+  const names = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of names) {
+    const absolute = `${dir}${sep}${entry.name}`;
+    const path = prefix + entry.name;
+    if (entry.isDirectory()) {
+      for (const file of walkFiles(absolute, `${path}/`)) files.push(file);
+    } else if (entry.isFile() || (entry.isSymbolicLink() && statSync(absolute).isFile())) {
+      files.push({ path, absolute });
+    }
   }
-  return files.sort();
-}
-
-function toPosix(path: string): string {
-  return sep === '/' ? path : path.split(sep).join('/');
+  return files;
 }

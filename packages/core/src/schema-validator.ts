@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { writeFileAtomic } from './util/atomic-write.js';
 import { canonicalJson } from './util/canonical-json.js';
@@ -31,10 +31,18 @@ export function validatorFor(schema: object, directory?: string): Validator {
   const id = `${sha256(canonicalJson(schema)).slice(0, 32)}-${COMPILER_ID}`;
   const known = compiled.get(id);
   if (known) return known;
-  const file = directory ? join(directory, `${id}.cjs`) : undefined;
-  const validator = file && existsSync(file) ? (require(file) as Validator) : compileAndStore(schema, file);
+  const file = directory ? resolve(directory, `${id}.cjs`) : undefined;
+  const validator = (file && existsSync(file) && loadCompiled(file)) || compileAndStore(schema, file);
   compiled.set(id, validator);
   return validator;
+}
+
+function loadCompiled(file: string): Validator | undefined {
+  try {
+    return require(file) as Validator;
+  } catch {
+    return undefined; // written by another ajv, or damaged: compile again
+  }
 }
 
 function compileAndStore(schema: object, file: string | undefined): Validator {
