@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rig } from './rig.js';
 
-/** Every file under the cache directory: user errors must leave it exactly as it was. */
+/** Every result in the cache (not the compiled validators and parsed files): user errors must not change them. */
 function cacheListing(rig: Rig): string[] {
   const root = join(rig.dir, '.headstart', 'cache');
   try {
-    return (readdirSync(root, { recursive: true }) as string[]).filter((p) => !p.startsWith('validators')).sort();
+    return (readdirSync(root, { recursive: true }) as string[]).filter((p) => !p.startsWith('validators') && !p.startsWith('parsed')).sort();
   } catch {
     return [];
   }

@@ -72,7 +72,7 @@ export async function keyDocumentFor(stage: Stage, pipeline: Pipeline, upstreamO
       deps[path] = (await cache.hasher.hashPath(resolve(pipeline.dir, path))).hash;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      throw new HeadstartError({ reason: 'missing-dep', at: stage.at, stage: stage.id, path });
+      throw new HeadstartError({ reason: 'missing-dep', at: stage.at(), stage: stage.id, path });
     }
   }
   return { keyVersion: KEY_VERSION, step: stage.identity, params: stage.params, inputs, deps, seed: pipeline.seed };

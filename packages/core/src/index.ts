@@ -26,7 +26,7 @@ export { findCycle, topologicalOrder, withUpstream } from './graph.js';
 export { canonicalJson } from './util/canonical-json.js';
 export { sha256, sha256File, isSha256Hex } from './util/digest.js';
 export type { Sha256Hex } from './util/digest.js';
-export { writeFileAtomic } from './util/atomic-write.js';
+export { tempSibling, writeFileAtomic } from './util/atomic-write.js';
 export { closestMatch, didYouMean } from './util/suggest.js';
 export { collectGarbage } from './gc.js';
 export type { GcOptions, GcReport } from './gc.js';

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
 import type { StageKey, StageKeyDocument, StepIdentity } from './cache-key.js';
 import type { Pipeline } from './pipeline.js';
 import { acquireProcessLock } from './process-lock.js';
 import type { RunRecord } from './run-record.js';
 import { writeFileAtomic } from './util/atomic-write.js';
+import { yaml } from './yaml-source.js';
 import { sha256, type Sha256Hex } from './util/digest.js';
 import { canonicalJson, sortKeys } from './util/canonical-json.js';
 
@@ -52,7 +52,7 @@ function parseLockText(text: string): Partial<Lockfile> | null {
   try {
     return JSON.parse(body) as Partial<Lockfile>;
   } catch {
-    return parse(text) as Partial<Lockfile> | null;
+    return yaml().parse(text) as Partial<Lockfile> | null;
   }
 }
 

@@ -1,7 +1,6 @@
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import { parse as parseYamlValue } from 'yaml';
 import type { StepIdentity } from './cache-key.js';
 import type { Failure, Result, SourceFile, SourceRange } from './failure.js';
 import { fail, ok } from './failure.js';
@@ -12,7 +11,7 @@ import { validatorFor } from './schema-validator.js';
 import { outputNames, type StepDefinition, type StepRegistry } from './step.js';
 import { resolveStep } from './step-resolver.js';
 import { closestMatch, didYouMean } from './util/suggest.js';
-import { locate, mappingKeys, parseYaml, readSourceFile, type ParsedYaml, type YamlPath } from './yaml-source.js';
+import { locate, mappingKeys, parseYaml, readSourceFile, rememberParsed, yaml, type ParsedYaml, type YamlPath } from './yaml-source.js';
 
 export interface StageInput {
   stage: string;
@@ -34,7 +33,8 @@ export interface Stage {
   outputs: readonly string[];
   /** Workspace paths, relative to the pipeline's directory, whose content is part of the key. */
   deps: readonly string[];
-  at: SourceRange;
+  /** Where the stage is declared (its key in the file); computed on demand, errors only. */
+  at(): SourceRange;
 }
 
 export interface Pipeline {
@@ -52,8 +52,8 @@ export interface LoadOptions {
   /** `--set` overrides: `params.x=value` or `stage.key.sub=value`. */
   overrides?: readonly string[];
   env?: Readonly<Record<string, string | undefined>>;
-  /** Where compiled schema validators are kept between runs (the cache directory). */
-  validatorDir?: string;
+  /** Where compiled schema validators and validated pipeline files are kept between runs. */
+  cacheDir?: string;
 }
 
 interface RawStage {
@@ -75,13 +75,15 @@ const pipelineSchema = createRequire(import.meta.url)('../schema/pipeline.schema
 export async function loadPipeline(path: string, options: LoadOptions): Promise<Result<Pipeline>> {
   const file = await readSourceFile(resolve(path));
   if (!file.ok) return file;
-  const parsed = parseYaml(file.value);
+  const parsed = parseYaml(file.value, options.cacheDir);
   if (!parsed.ok) return parsed;
-  return analyze(parsed.value, options);
+  const analyzed = await analyze(parsed.value, options);
+  if (analyzed.ok && options.cacheDir) await rememberParsed(parsed.value, options.cacheDir);
+  return analyzed;
 }
 
 async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result<Pipeline>> {
-  const validatorDir = options.validatorDir;
+  const validatorDir = options.cacheDir && join(options.cacheDir, 'validators');
   const shapeErrors = checkShape(parsed, validatorDir);
   if (shapeErrors.length > 0) return fail(shapeErrors);
   const raw = structuredClone(parsed.value) as RawPipeline;
@@ -101,7 +103,7 @@ async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result
   if (failures.length > 0) return fail(failures);
 
   const cycle = findCycle(stages.keys(), (id) => stages.get(id)!.upstream);
-  if (cycle) return fail([{ reason: 'cycle', at: stages.get(cycle[0]!)!.at, stages: cycle }]);
+  if (cycle) return fail([{ reason: 'cycle', at: stages.get(cycle[0]!)!.at(), stages: cycle }]);
   const order = topologicalOrder([...stages.keys()], (id) => stages.get(id)!.upstream);
   const name = raw.name ?? parsed.file.path.split('/').pop()!.replace(/\.ya?ml$/, '');
   return ok({ file: parsed.file, dir, name, seed: raw.seed ?? 0, stages, order });
@@ -140,7 +142,7 @@ function applyOverrides(raw: RawPipeline, overrides: readonly string[]): Failure
       failures.push({ reason: 'bad-override', override, detail: 'expected params.NAME=VALUE or STAGE.PARAM=VALUE' });
       continue;
     }
-    const value: unknown = parseYamlValue(match[2]!);
+    const value: unknown = yaml().parse(match[2]!);
     const [head, ...rest] = keys as [string, ...string[]];
     if (head === 'params') {
       raw.params ??= {};
@@ -180,9 +182,9 @@ async function buildStage(
   failures: Failure[],
 ): Promise<Stage | undefined> {
   const stagePath = ['stages', id];
-  const usesAt = locate(parsed, [...stagePath, 'uses']);
   const resolved = await resolveStep(raw.uses, dir, registry);
   if (!resolved.ok) {
+    const usesAt = locate(parsed, [...stagePath, 'uses']);
     failures.push(resolved.kind === 'unknown'
       ? { reason: 'unknown-step', at: usesAt, uses: raw.uses, detail: resolved.detail }
       : { reason: 'invalid-step', at: usesAt, uses: raw.uses, detail: resolved.detail });
@@ -218,7 +220,7 @@ async function buildStage(
     upstream,
     outputs: outputNames(step, params),
     deps: step.deps ? step.deps(params) : [],
-    at: locate(parsed, stagePath, 'key'),
+    at: () => locate(parsed, stagePath, 'key'),
   };
 }
 
@@ -248,7 +250,7 @@ function checkEdges(parsed: ParsedYaml, stages: ReadonlyMap<string, Stage>): Fai
       }
     }
     for (const missing of (stage.step.inputs ?? []).filter((name) => !(name in stage.inputs))) {
-      failures.push({ reason: 'unknown-output', at: stage.at, detail: `stage "${stage.id}" is missing input "${missing}" (step "${stage.step.name}" reads it)` });
+      failures.push({ reason: 'unknown-output', at: stage.at(), detail: `stage "${stage.id}" is missing input "${missing}" (step "${stage.step.name}" reads it)` });
     }
     stage.needs.forEach((need, index) => {
       if (!stages.has(need)) {

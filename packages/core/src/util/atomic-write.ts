@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 /** A unique sibling name for a temporary file, so a crash leaves only a `.tmp-` file no reader trusts. */
 export function tempSibling(path: string): string {
@@ -8,6 +9,7 @@ export function tempSibling(path: string): string {
 
 /** Writes the file completely, fsyncs it, then renames it into place: readers see all of it or none. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
   const temp = tempSibling(path);
   try {
     const handle = await open(temp, 'w');
