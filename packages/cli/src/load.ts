@@ -1,4 +1,4 @@
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { cacheDirFor, closestMatch, exitCodeOf, formatFailure, loadPipeline, openCache, type Cache, type Failure, type Pipeline } from '@headstart/core';
 import { builtinSteps } from '@headstart/steps';
 
@@ -11,8 +11,8 @@ export type Loaded = { ok: true; pipeline: Pipeline } | { ok: false; exitCode: n
 
 /** Loads and validates the pipeline; user errors are printed one per line. */
 export async function loadForCommand(path: string, flags: PipelineFlags): Promise<Loaded> {
-  const validatorDir = join(cacheDirFor(dirname(resolve(path)), flags.cacheDir), 'validators');
-  const result = await loadPipeline(path, { registry: builtinSteps, overrides: flags.set ?? [], validatorDir });
+  const cacheDir = cacheDirFor(dirname(resolve(path)), flags.cacheDir);
+  const result = await loadPipeline(path, { registry: builtinSteps, overrides: flags.set ?? [], cacheDir });
   if (result.ok) return { ok: true, pipeline: result.value };
   return { ok: false, exitCode: printFailures(result.error) };
 }
