@@ -90,6 +90,20 @@ describe('steps from files and packages', () => {
     expect(rerun.json.stages.find((s) => s.id === 'upper')!.why![0]).toMatch(/^step upper changed \(code [0-9a-f]{8} -> code [0-9a-f]{8}\)$/);
   });
 
+  it('a step whose quality gate fails exits 3, on the run that made it and on cached runs', async () => {
+    const rig = project();
+    rig.write('steps/gate.js', `export default { name: 'gate', version: '1', params: { type: 'object', properties: { min: { type: 'number' } } }, outputs: ['metrics'],
+      async run(ctx) { const accuracy = 0.8; return { metrics: { accuracy }, failedChecks: accuracy < ctx.params.min ? [\`accuracy \${accuracy} is below \${ctx.params.min}\`] : [] }; } };`);
+    rig.write('gate.yaml', 'stages:\n  eval: { uses: ./steps/gate.js, with: { min: 0.9 } }\n');
+    const first = await rig.run('run', 'gate.yaml');
+    expect(first.exitCode).toBe(3);
+    expect(first.stderr.trim()).toBe('stage "eval": accuracy 0.8 is below 0.9');
+    const cached = await rig.run('run', 'gate.yaml');
+    expect(cached.stdout).toContain('· eval: cached');
+    expect(cached.exitCode).toBe(3);
+    expect((await rig.run('run', 'gate.yaml', '--set', 'eval.min=0.5')).exitCode).toBe(0);
+  });
+
   it('a module that is not a step is a clear error', async () => {
     const rig = project();
     rig.write('steps/notastep.js', 'export const x = 1;\n');

@@ -21,6 +21,7 @@ export interface LockEntry {
   durationMs: number;
   metrics?: Record<string, number>;
   info?: Record<string, string | number | boolean>;
+  failedChecks?: string[];
 }
 
 export interface Lockfile {
@@ -70,6 +71,7 @@ export function lockEntryFromRecord(record: RunRecord): LockEntry {
     durationMs: record.durationMs,
     ...(record.metrics ? { metrics: record.metrics } : {}),
     ...(record.info ? { info: record.info } : {}),
+    ...(record.failedChecks ? { failedChecks: record.failedChecks } : {}),
   };
 }
 

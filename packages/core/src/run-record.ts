@@ -12,6 +12,7 @@ export interface RunRecord {
   createdAt: string;
   metrics?: Record<string, number>;
   info?: Record<string, string | number | boolean>;
+  failedChecks?: string[];
 }
 
 export function isRunRecord(value: unknown, key: string): value is RunRecord {

@@ -76,6 +76,7 @@ export async function runStageJob(job: StageJob, step: StepDefinition<any>, cach
       createdAt: new Date().toISOString(),
       ...(result.metrics ? { metrics: result.metrics } : {}),
       ...(result.info ? { info: result.info } : {}),
+      ...(result.failedChecks?.length ? { failedChecks: result.failedChecks } : {}),
     };
     await cache.store.writeRecord(record);
     return record;

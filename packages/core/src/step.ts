@@ -37,6 +37,11 @@ export interface StepResult {
   metrics?: Record<string, number>;
   /** Facts about how the stage ran (the ML backend, the device). Not part of the key. */
   info?: Record<string, string | number | boolean>;
+  /**
+   * Quality gates that did not pass (`accuracy 0.81 is below fail_under 0.85`), one line each. The
+   * stage's outputs are still cached; the run, and every later run that finds them cached, exits 3.
+   */
+  failedChecks?: string[];
 }
 
 export interface RestoreContext<P = Record<string, unknown>> {

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { runPipeline, type RunSummary } from '@headstart/core';
+import { runPipeline, type RunSummary, type StageOutcome } from '@headstart/core';
 import { loadForCommand, openPipelineCache, printFailures, unknownTargets, type PipelineFlags } from '../load.js';
 import { createReporter } from '../reporter.js';
 
@@ -52,10 +52,18 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     await cache.close();
   }
   if (flags.json) {
-    const stages = summary.stages.map((s) => ({ id: s.id, status: s.status, key: s.key ?? null, durationMs: s.durationMs, ...(s.why ? { why: s.why } : {}), ...(s.record?.metrics ? { metrics: s.record.metrics } : {}), ...(s.record?.info ? { info: s.record.info } : {}) }));
+    const stages = summary.stages.map(stageJson);
     process.stdout.write(`${JSON.stringify({ pipeline: summary.pipeline, stages, ok: summary.ok }, null, 2)}\n`);
   }
   if (interrupt.signal.aborted) return 130;
   const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));
-  return failures.length === 0 ? 0 : failures.some((f) => f.reason !== 'stage-failed' || f.userError) ? 2 : 1;
+  if (failures.length > 0) return failures.some((f) => f.reason !== 'stage-failed' || f.userError) ? 2 : 1;
+  const failedChecks = summary.stages.flatMap((s) => (s.record?.failedChecks ?? []).map((check) => `stage "${s.id}": ${check}`));
+  for (const check of failedChecks) console.error(check);
+  return failedChecks.length > 0 ? 3 : 0;
+}
+
+function stageJson(outcome: StageOutcome): Record<string, unknown> {
+  const { id, status, key, durationMs, why, record } = outcome;
+  return { id, status, key: key ?? null, durationMs, why, metrics: record?.metrics, info: record?.info, failedChecks: record?.failedChecks };
 }
