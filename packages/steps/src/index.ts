@@ -1,11 +1,16 @@
 import { createRequire } from 'node:module';
 import type { BuiltinStep, StepRegistry } from '@headstart/core';
+import type { exportDataset as exportDatasetNow } from './data/export.js';
 
 const manifest = createRequire(import.meta.url)('../package.json') as { name: string; version: string };
 
 /** Built-in steps, loaded only when a pipeline uses them (so a cached run imports no ML library). */
 const builtins: Record<string, BuiltinStep> = {
   shell: { load: async () => (await import('./steps/shell.js')).default },
+  'load-data': { load: async () => (await import('./steps/load-data.js')).default },
+  preprocess: { load: async () => (await import('./steps/preprocess.js')).default },
+  'extract-features': { load: async () => (await import('./steps/extract-features.js')).default },
+  'train-head': { load: async () => (await import('./steps/train-head.js')).default },
 };
 
 export const builtinSteps: StepRegistry = {
@@ -13,3 +18,10 @@ export const builtinSteps: StepRegistry = {
   packageVersion: manifest.version,
   steps: new Map(Object.entries(builtins)),
 };
+
+export type { ExportOptions, ExportSummary } from './data/export.js';
+
+/** Writes a PNG image folder from an npm dataset package. Loaded on demand: it imports sharp. */
+export async function exportDataset(...args: Parameters<typeof exportDatasetNow>): ReturnType<typeof exportDatasetNow> {
+  return (await import('./data/export.js')).exportDataset(...args);
+}

@@ -1,0 +1,157 @@
+import type * as Tfjs from '@tensorflow/tfjs';
+import { seededRandom, shuffleInPlace } from '../data/random.js';
+import type { Tf } from '../runtime/backend.js';
+
+export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
+
+export interface OptimizerParams {
+  optimizer: OptimizerName;
+  lr: number;
+  /** SGD only. */
+  momentum: number;
+}
+
+export interface EarlyStopping {
+  patience: number;
+  monitor: 'val_loss' | 'val_accuracy';
+}
+
+/** Schema fragments shared by the training steps, so their parameters read the same. */
+export const TRAINING_PARAMS = {
+  optimizer: { enum: ['adam', 'sgd', 'rmsprop'], default: 'adam' },
+  momentum: { type: 'number', minimum: 0, maximum: 1, default: 0.9, description: 'sgd only' },
+  batch_size: { type: 'integer', minimum: 1, maximum: 4096, default: 32 },
+  early_stopping: {
+    oneOf: [
+      { type: 'null' },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: { patience: { type: 'integer', minimum: 1, default: 5 }, monitor: { enum: ['val_loss', 'val_accuracy'], default: 'val_loss' } },
+      },
+    ],
+    default: { patience: 5, monitor: 'val_loss' },
+    description: 'stop when the monitored validation metric stops improving and keep the best epoch\'s weights (null: train every epoch, keep the last)',
+  },
+} as const;
+
+export function makeOptimizer(tf: Tf, params: OptimizerParams): Tfjs.Optimizer {
+  switch (params.optimizer) {
+    case 'adam':
+      return tf.train.adam(params.lr);
+    case 'sgd':
+      return tf.train.momentum(params.lr, params.momentum);
+    case 'rmsprop':
+      return tf.train.rmsprop(params.lr);
+  }
+}
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss?: number;
+  val_accuracy?: number;
+  seconds: number;
+}
+
+export interface History {
+  epochs: EpochRecord[];
+  /** The epoch whose weights were kept (1-based). */
+  best_epoch: number;
+  stopped_early: boolean;
+}
+
+/** A split as tensors: x (any rank) and one-hot y. */
+export interface TensorSplit {
+  x: Tfjs.Tensor;
+  y: Tfjs.Tensor2D;
+  count: number;
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  earlyStopping: EarlyStopping | null;
+  classWeight?: Record<number, number>;
+  signal: AbortSignal;
+  onEpoch(record: EpochRecord): void;
+}
+
+/**
+ * Trains epoch by epoch. The shuffle is ours (seeded), not tfjs's (Math.random), so a run on the same
+ * backend is repeatable; with early stopping the best epoch's weights are restored at the end.
+ */
+export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, options: FitOptions): Promise<History> {
+  const epochs: EpochRecord[] = [];
+  const monitor = options.earlyStopping?.monitor ?? 'val_loss';
+  let best: { epoch: number; score: number; weights: Tfjs.Tensor[] } | undefined;
+  let stoppedEarly = false;
+  try {
+    for (let epoch = 1; epoch <= options.epochs; epoch++) {
+      options.signal.throwIfAborted();
+      const record = await trainOneEpoch(tf, model, train, val, epoch, options);
+      epochs.push(record);
+      options.onEpoch(record);
+      const score = val ? (monitor === 'val_loss' ? -record.val_loss! : record.val_accuracy!) : -record.loss;
+      if (!best || score > best.score) {
+        best?.weights.forEach((w) => w.dispose());
+        best = { epoch, score, weights: options.earlyStopping ? model.getWeights().map((w) => w.clone()) : [] };
+      } else if (options.earlyStopping && epoch - best.epoch >= options.earlyStopping.patience) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+    if (options.earlyStopping && best) model.setWeights(best.weights);
+    return { epochs, best_epoch: options.earlyStopping ? best?.epoch ?? epochs.length : epochs.length, stopped_early: stoppedEarly };
+  } finally {
+    best?.weights.forEach((w) => w.dispose());
+  }
+}
+
+async function trainOneEpoch(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, epoch: number, options: FitOptions): Promise<EpochRecord> {
+  const started = performance.now();
+  const order = shuffleInPlace([...Array(train.count).keys()], seededRandom(options.seed, 'epoch', epoch));
+  const indices = tf.tensor1d(order, 'int32');
+  const [x, y] = [tf.gather(train.x, indices), tf.gather(train.y, indices)];
+  indices.dispose();
+  try {
+    const fitted = await model.fit(x, y, {
+      epochs: 1,
+      batchSize: options.batchSize,
+      shuffle: false,
+      verbose: 0,
+      ...(options.classWeight ? { classWeight: options.classWeight } : {}),
+    });
+    const record: EpochRecord = { epoch, loss: lastValue(fitted.history['loss']), accuracy: lastValue(fitted.history['acc'] ?? fitted.history['accuracy']), seconds: 0 };
+    if (val) Object.assign(record, evaluateLossAndAccuracy(tf, model, val, options.batchSize));
+    record.seconds = Math.round(performance.now() - started) / 1000;
+    return record;
+  } finally {
+    tf.dispose([x, y]);
+  }
+}
+
+function evaluateLossAndAccuracy(tf: Tf, model: Tfjs.LayersModel, split: TensorSplit, batchSize: number): { val_loss: number; val_accuracy: number } {
+  const results = model.evaluate(split.x, split.y, { batchSize }) as Tfjs.Scalar[];
+  const [loss, accuracy] = results.map((r) => r.dataSync()[0]!);
+  tf.dispose(results);
+  return { val_loss: loss!, val_accuracy: accuracy! };
+}
+
+function lastValue(values: (number | Tfjs.Tensor)[] | undefined): number {
+  const value = values?.[values.length - 1];
+  return typeof value === 'number' ? value : value ? value.dataSync()[0]! : NaN;
+}
+
+/** Keras's `class_weight='balanced'`: n_samples / (n_classes · count of the class). */
+export function balancedClassWeights(labels: Int32Array, classCount: number): Record<number, number> {
+  const counts = new Array<number>(classCount).fill(0);
+  for (const label of labels) counts[label]!++;
+  return Object.fromEntries(counts.map((count, label) => [label, count === 0 ? 0 : labels.length / (classCount * count)]));
+}
+
+export function oneHot(tf: Tf, labels: Int32Array, classCount: number): Tfjs.Tensor2D {
+  return tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classCount).toFloat() as Tfjs.Tensor2D);
+}

@@ -1,0 +1,105 @@
+import { copyFile } from 'node:fs/promises';
+import { defineStep } from '@headstart/core';
+import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split } from '../data/dataset.js';
+import { featureFiles, prepareSplitDir, writeFeatureMetadata } from '../ml/features.js';
+import { loadBackend, type Tf } from '../runtime/backend.js';
+import type { BaseModel } from '../runtime/base-model.js';
+import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
+import { NpyWriter } from '../runtime/npy.js';
+import { toModelInput } from '../runtime/preprocessing.js';
+import { loadBase } from '../runtime/zoo.js';
+
+interface Params {
+  base: string;
+  sha256?: string;
+  layer?: string;
+  pooling: 'avg' | 'none';
+  batch_size: number;
+  splits?: Split[];
+}
+
+export default defineStep<Params>({
+  name: 'extract-features',
+  version: '1',
+  description: 'Runs the frozen pretrained base over every split once and stores its features as .npy',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      base: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2, inception_v3, mnist_cnn, file:path/to/model.json or https://…/model.json' },
+      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of model.json; required for an https base' },
+      layer: { type: 'string', description: 'cut the base at this layer (default: its last conv activation)' },
+      pooling: { enum: ['avg', 'none'], default: 'avg', description: 'global average pooling after the cut (none keeps the feature maps)' },
+      batch_size: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
+      splits: { type: 'array', items: { enum: [...SPLITS] }, uniqueItems: true, description: 'default: every split the dataset has' },
+    },
+  },
+  inputs: ['dataset'],
+  outputs: ['features'],
+  async run(ctx) {
+    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const dataset = ctx.inputs['dataset']!;
+    const out = ctx.outputs['features']!;
+    const preprocessing = await readPreprocessing(dataset);
+    const base = await loadBase(tf, ctx.params.base, {
+      cacheDir: ctx.cacheDir,
+      baseDir: ctx.workdir,
+      inputSize: preprocessing.size,
+      pooling: ctx.params.pooling,
+      signal: ctx.signal,
+      log: (line) => ctx.log.info(line),
+      ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}),
+      ...(ctx.params.layer ? { layer: ctx.params.layer } : {}),
+    });
+    try {
+      const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
+      const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
+      let done = 0;
+      const started = performance.now();
+      for (const split of splits) {
+        done = await extractSplit(tf, base, dataset, out, split, ctx.params.batch_size, defaultMemoryBudget(backend), ctx.signal, (n) => {
+          const seconds = (performance.now() - started) / 1000;
+          ctx.progress(done + n, total, `images (${((done + n) / seconds).toFixed(1)}/s)`);
+        }) + done;
+      }
+      const seconds = (performance.now() - started) / 1000;
+      ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}`);
+      await writeFeatureMetadata(out, dataset, { ref: ctx.params.base, ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}), inputSize: preprocessing.size, info: base.info });
+      return { info: { backend }, metrics: { images_per_second: Math.round((done / seconds) * 10) / 10 } };
+    } finally {
+      base.dispose();
+    }
+  },
+});
+
+/** Streams one split through the base, a batch at a time, into `<out>/<split>/features.npy`. */
+async function extractSplit(
+  tf: Tf, base: BaseModel, dataset: string, out: string, split: Split, batchSize: number, budget: number,
+  signal: AbortSignal, progress: (doneInSplit: number) => void,
+): Promise<number> {
+  const source = await openSplit(dataset, split);
+  await prepareSplitDir(out, split);
+  const files = featureFiles(out, split);
+  const writer = await NpyWriter.create(files.features, { dtype: 'float32', shape: [null, ...base.info.featureShape] });
+  let done = 0;
+  try {
+    for await (const batch of source.batches(batchSize)) {
+      signal.throwIfAborted();
+      checkMemory(tf, budget, tensorBytes([batch.count, source.size, source.size, 3]) * 3, `a batch of ${batch.count} images`);
+      const features = tf.tidy(() => {
+        const pixels = tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32');
+        return base.predict(toModelInput(tf, pixels, base.preprocessing), batchSize);
+      });
+      await writer.append((await features.data()) as Float32Array);
+      features.dispose();
+      done += batch.count;
+      progress(done);
+    }
+    await writer.close();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+  await copyFile(splitFiles(dataset, split).labels, files.labels);
+  return done;
+}

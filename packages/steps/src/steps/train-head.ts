@@ -1,0 +1,154 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as Tfjs from '@tensorflow/tfjs';
+import { StepUserError, defineStep } from '@headstart/core';
+import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
+import { saveModelArtifact } from '../ml/model-artifact.js';
+import { TRAINING_PARAMS, balancedClassWeights, fitWithEarlyStopping, makeOptimizer, oneHot, type EarlyStopping, type OptimizerName, type TensorSplit } from '../ml/training.js';
+import { loadBackend, type Tf } from '../runtime/backend.js';
+import { loadBase } from '../runtime/zoo.js';
+
+type HeadLayer = { dense: number; activation?: string } | { dropout: number } | { batch_norm: true };
+
+interface Params {
+  layers: HeadLayer[];
+  binary: boolean;
+  optimizer: OptimizerName;
+  lr: number;
+  momentum: number;
+  epochs: number;
+  batch_size: number;
+  early_stopping: EarlyStopping | null;
+  class_weight: 'balanced' | null;
+}
+
+const ACTIVATIONS = ['relu', 'relu6', 'elu', 'selu', 'tanh', 'sigmoid', 'swish', 'linear'] as const;
+
+export default defineStep<Params>({
+  name: 'train-head',
+  version: '1',
+  description: 'Trains a new classifier head on cached features; outputs the head, base + head, and the history',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      layers: {
+        type: 'array',
+        default: [{ dense: 128, activation: 'relu' }, { dropout: 0.2 }],
+        description: 'hidden layers; the output layer is added from the class count',
+        items: {
+          oneOf: [
+            { type: 'object', additionalProperties: false, required: ['dense'], properties: { dense: { type: 'integer', minimum: 1 }, activation: { enum: [...ACTIVATIONS], default: 'relu' } } },
+            { type: 'object', additionalProperties: false, required: ['dropout'], properties: { dropout: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
+            { type: 'object', additionalProperties: false, required: ['batch_norm'], properties: { batch_norm: { const: true } } },
+          ],
+        },
+      },
+      binary: { type: 'boolean', default: false, description: 'two classes with one sigmoid output instead of softmax' },
+      optimizer: TRAINING_PARAMS.optimizer,
+      lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
+      momentum: TRAINING_PARAMS.momentum,
+      epochs: { type: 'integer', minimum: 1, default: 20 },
+      batch_size: TRAINING_PARAMS.batch_size,
+      early_stopping: TRAINING_PARAMS.early_stopping,
+      class_weight: { enum: ['balanced', null], default: null },
+    },
+  },
+  inputs: ['features'],
+  outputs: ['model', 'head', 'history'],
+  async run(ctx) {
+    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const featuresDir = ctx.inputs['features']!;
+    const classes = await readClasses(featuresDir);
+    const p = ctx.params;
+    if (p.binary && classes.length !== 2) throw new StepUserError(`binary: true needs exactly 2 classes, the data has ${classes.length}`);
+    const splits = await featureSplits(featuresDir);
+    if (!splits.includes('train')) throw new StepUserError('the features have no train split');
+    const train = await readFeatureSplit(featuresDir, 'train');
+    const val = splits.includes('val') ? await readFeatureSplit(featuresDir, 'val') : undefined;
+    if (!val && p.early_stopping) ctx.log.warn('no val split: early stopping watches the training loss');
+
+    const head = buildHead(tf, train.rowShape, classes.length, p, ctx.seed);
+    head.compile({ optimizer: makeOptimizer(tf, p), loss: p.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const [trainTensors, valTensors] = [toTensors(tf, train, classes.length, p.binary), val && toTensors(tf, val, classes.length, p.binary)];
+    try {
+      const history = await fitWithEarlyStopping(tf, head, trainTensors, valTensors, {
+        epochs: p.epochs,
+        batchSize: p.batch_size,
+        seed: ctx.seed,
+        earlyStopping: p.early_stopping,
+        signal: ctx.signal,
+        ...(p.class_weight === 'balanced' ? { classWeight: balancedClassWeights(train.labels, classes.length) } : {}),
+        onEpoch: (r) => {
+          ctx.progress(r.epoch, p.epochs, 'epochs');
+          ctx.log.info(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(4)}${r.val_loss === undefined ? '' : ` val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy!.toFixed(4)}`} (${r.seconds}s)`);
+        },
+      });
+      const best = history.epochs[history.best_epoch - 1]!;
+      await writeFile(join(ctx.outputs['history']!, 'history.json'), `${JSON.stringify({ phase: 'head', ...history }, null, 2)}\n`);
+      await saveHeadAndFullModel(tf, head, featuresDir, ctx.outputs['head']!, ctx.outputs['model']!, { classes, binary: p.binary, cacheDir: ctx.cacheDir, workdir: ctx.workdir });
+      const metrics: Record<string, number> = { best_epoch: history.best_epoch, train_accuracy: round(best.accuracy) };
+      if (best.val_accuracy !== undefined) metrics['val_accuracy'] = round(best.val_accuracy);
+      return { info: { backend }, metrics };
+    } finally {
+      tf.dispose([trainTensors.x, trainTensors.y, ...(valTensors ? [valTensors.x, valTensors.y] : [])]);
+      head.dispose();
+    }
+  },
+});
+
+function buildHead(tf: Tf, inputShape: number[], classCount: number, p: Params, seed: number): Tfjs.Sequential {
+  const head = tf.sequential({ name: 'head' });
+  head.add(tf.layers.inputLayer({ inputShape, name: 'head_input' }));
+  if (inputShape.length > 1) head.add(tf.layers.flatten({ name: 'head_flatten' }));
+  p.layers.forEach((layer, i) => {
+    if ('dense' in layer) {
+      const activation = (layer.activation ?? 'relu') as 'relu';
+      head.add(tf.layers.dense({ units: layer.dense, activation, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }), name: `head_dense_${i}` }));
+    } else if ('dropout' in layer) {
+      head.add(tf.layers.dropout({ rate: layer.dropout, seed: seed + i, name: `head_dropout_${i}` }));
+    } else {
+      head.add(tf.layers.batchNormalization({ name: `head_batch_norm_${i}` }));
+    }
+  });
+  const units = p.binary ? 1 : classCount;
+  head.add(tf.layers.dense({ units, activation: p.binary ? 'sigmoid' : 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1000 }), name: 'head_output' }));
+  return head;
+}
+
+function toTensors(tf: Tf, split: FeatureSplit, classCount: number, binary: boolean): TensorSplit {
+  const x = tf.tensor(split.features, [split.count, ...split.rowShape]);
+  const y = binary ? tf.tensor2d(Float32Array.from(split.labels), [split.count, 1]) : oneHot(tf, split.labels, classCount);
+  return { x, y, count: split.count };
+}
+
+/**
+ * Saves the head alone, then rebuilds the frozen base the features came from and saves base + head as
+ * one model that takes images: the model later steps fine-tune, evaluate and export.
+ */
+async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: string, headDir: string, modelDir: string, o: { classes: string[]; binary: boolean; cacheDir: string; workdir: string }): Promise<void> {
+  const recipe = await readBaseRecipe(featuresDir);
+  const headLayers = head.layers.map((layer) => layer.name);
+  await saveModelArtifact(head, headDir, { classes: o.classes, preprocessing: recipe.info.preprocessing, base: recipe, headLayers, binary: o.binary });
+  const base = await loadBase(tf, recipe.ref, {
+    cacheDir: o.cacheDir,
+    baseDir: o.workdir,
+    inputSize: recipe.inputSize,
+    layer: recipe.info.layer,
+    pooling: recipe.info.pooling,
+    ...(recipe.sha256 ? { sha256: recipe.sha256 } : {}),
+  });
+  try {
+    let output = base.model.outputs[0]!;
+    for (const layer of head.layers.filter((l) => l.getClassName() !== 'InputLayer')) output = layer.apply(output) as Tfjs.SymbolicTensor;
+    const full = tf.model({ inputs: base.model.inputs, outputs: output, name: 'base_and_head' });
+    for (const layer of full.layers) layer.trainable = headLayers.includes(layer.name);
+    await saveModelArtifact(full, modelDir, { classes: o.classes, preprocessing: recipe.info.preprocessing, base: recipe, headLayers, binary: o.binary });
+  } finally {
+    base.dispose();
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 10000) / 10000;
+}
