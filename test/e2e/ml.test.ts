@@ -1,0 +1,75 @@
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO, Rig } from './rig.js';
+
+const STAGES = ['data', 'prep', 'features', 'head', 'unfreeze', 'finetune', 'eval'];
+
+function tinyProject(): Rig {
+  const rig = new Rig();
+  copyFileSync(join(REPO, 'pipelines/mnist-tiny.yaml'), join(rig.dir, 'headstart.yaml'));
+  return rig;
+}
+
+/** A model output's weights, read from the directory the cache materialized for its consumer. */
+function modelWeights(rig: Rig, stage: string): Float32Array {
+  const hash = rig.lockfile().stages[stage]!.outputs['model']!.hash;
+  const bytes = readFileSync(join(rig.dir, '.headstart/cache/trees', hash, 'weights.bin'));
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+describe('the transfer-learning steps on mnist-tiny', () => {
+  it('runs end to end, then is fully cached; a head param re-runs the head and what follows only', async () => {
+    const rig = tinyProject();
+    const first = await rig.runJson();
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(Object.values(first.statuses)).toEqual(STAGES.map(() => 'ran'));
+    const lock = rig.lockfile() as unknown as { stages: Record<string, { info?: Record<string, unknown>; metrics?: Record<string, number> }> };
+    expect(lock.stages['features']!.info!['backend']).toBe('wasm');
+    expect(lock.stages['eval']!.metrics!['accuracy']).toBeGreaterThan(0.5);
+
+    const second = await rig.runJson();
+    expect(Object.values(second.statuses)).toEqual(STAGES.map(() => 'cached'));
+
+    const changed = await rig.runJson('--set', 'head.lr=0.01');
+    expect(changed.statuses).toEqual({ data: 'cached', prep: 'cached', features: 'cached', head: 'ran', unfreeze: 'ran', finetune: 'ran', eval: 'ran' });
+  });
+
+  it('fail_under above the achieved accuracy exits 3 naming the metric', async () => {
+    const rig = tinyProject();
+    const result = await rig.run('run', '--set', 'eval.fail_under.accuracy=0.999');
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toMatch(/^stage "eval": accuracy 0\.\d{4} on the test split is below fail_under 0\.999$/m);
+  });
+
+  it('fine-tuning on cached boundary activations gives the weights training on images gives', async () => {
+    const cached = tinyProject();
+    const direct = tinyProject();
+    expect((await cached.run('run', '--set', 'finetune.epochs=1')).exitCode).toBe(0);
+    expect((await direct.run('run', '--set', 'finetune.epochs=1', '--set', 'finetune.cache_boundary=false')).exitCode).toBe(0);
+    const [a, b] = [modelWeights(cached, 'finetune'), modelWeights(direct, 'finetune')];
+    expect(a.length).toBe(b.length);
+    const before = modelWeights(cached, 'unfreeze');
+    let maxDifference = 0;
+    let changedByTraining = 0;
+    for (let i = 0; i < a.length; i++) {
+      maxDifference = Math.max(maxDifference, Math.abs(a[i]! - b[i]!));
+      changedByTraining = Math.max(changedByTraining, Math.abs(a[i]! - before[i]!));
+    }
+    expect(changedByTraining).toBeGreaterThan(1e-4);
+    expect(maxDifference).toBeLessThan(1e-4);
+  });
+
+  it('a corrupt PNG in an image folder exits 2 naming it', async () => {
+    const rig = new Rig();
+    const exported = await rig.run('data', 'export', 'mnist', '--out', 'digits', '--per-class', '3');
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    rig.write('headstart.yaml', 'stages:\n  data: { uses: load-data, with: { source: image-folder, path: digits } }\n');
+    expect((await rig.runJson()).statuses).toEqual({ data: 'ran' });
+    const victim = join(rig.dir, 'digits/train/7', (await import('node:fs')).readdirSync(join(rig.dir, 'digits/train/7'))[0]!);
+    writeFileSync(victim, 'not a png at all');
+    const result = await rig.run('run');
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`digits/train/7/${victim.split('/').pop()}: not a readable image`);
+  });
+});
