@@ -60,6 +60,13 @@ describe('the transfer-learning steps on mnist-tiny', () => {
     expect(maxDifference).toBeLessThan(1e-4);
   });
 
+  it('a backend that cannot load here is a user error naming why', async () => {
+    const rig = tinyProject();
+    const result = await rig.run('run', '--backend', 'tensorflow', '--stage', 'features');
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('stage "features" failed: backend tensorflow is not available: ');
+  });
+
   it('a corrupt PNG in an image folder exits 2 naming it', async () => {
     const rig = new Rig();
     const exported = await rig.run('data', 'export', 'mnist', '--out', 'digits', '--per-class', '3');

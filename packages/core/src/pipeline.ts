@@ -124,7 +124,8 @@ function checkShape(parsed: ParsedYaml, validatorDir: string | undefined): Failu
     const problem = describeSchemaError(error, what);
     return { reason: 'invalid-pipeline', at: locate(parsed, problem.path, problem.part), detail: problem.detail };
   });
-  if (failures.length > 0) return failures;
+  // Duplicate keys are a property of the text; a remembered text was already checked.
+  if (failures.length > 0 || parsed.remembered) return failures;
   const seen = new Set<string>();
   for (const { key, at } of mappingKeys(parsed, ['stages'])) {
     if (seen.has(key)) failures.push({ reason: 'duplicate-stage', at, stage: key });

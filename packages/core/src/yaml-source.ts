@@ -15,6 +15,8 @@ export type YamlPath = readonly (string | number)[];
 export interface ParsedYaml {
   file: SourceFile;
   value: unknown;
+  /** True when the value came from a file with this exact text that passed validation before. */
+  remembered: boolean;
   /** The YAML document with source positions, parsed on first use (only errors need it). */
   document(): Document;
 }
@@ -58,12 +60,12 @@ export function parseYaml(file: SourceFile, cacheDir?: string): Result<ParsedYam
     detail: error.message.split('\n')[0] ?? error.message,
   }));
   if (errors.length > 0) return fail(errors);
-  return ok({ file, value: doc.toJS({ maxAliasCount: 1000 }), document: () => doc });
+  return ok({ file, value: doc.toJS({ maxAliasCount: 1000 }), remembered: false, document: () => doc });
 }
 
 function lazyDocument(file: SourceFile, value: unknown): ParsedYaml {
   let doc: Document | undefined;
-  return { file, value, document: () => (doc ??= parseDocument(file.text)) };
+  return { file, value, remembered: true, document: () => (doc ??= parseDocument(file.text)) };
 }
 
 function rememberedPath(cacheDir: string, file: SourceFile): string {
