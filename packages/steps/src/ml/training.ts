@@ -16,6 +16,13 @@ export interface EarlyStopping {
   monitor: 'val_loss' | 'val_accuracy';
 }
 
+/** The parameters train-head and fine-tune share. */
+export interface TrainingParams extends OptimizerParams {
+  epochs: number;
+  batch_size: number;
+  early_stopping: EarlyStopping | null;
+}
+
 /** Schema fragments shared by the training steps, so their parameters read the same. */
 export const TRAINING_PARAMS = {
   optimizer: { enum: ['adam', 'sgd', 'rmsprop'], default: 'adam' },
@@ -154,4 +161,17 @@ export function balancedClassWeights(labels: Int32Array, classCount: number): Re
 
 export function oneHot(tf: Tf, labels: Int32Array, classCount: number): Tfjs.Tensor2D {
   return tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classCount).toFloat() as Tfjs.Tensor2D);
+}
+
+/** One log line per epoch. */
+export function describeEpoch(r: EpochRecord): string {
+  const validation = r.val_loss === undefined ? '' : ` val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy!.toFixed(4)}`;
+  return `epoch ${r.epoch}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(4)}${validation} (${r.seconds}s)`;
+}
+
+/** The kept epoch's numbers, as the stage's metrics. */
+export function historyMetrics(history: History): Record<string, number> {
+  const best = history.epochs[history.best_epoch - 1]!;
+  const round = (value: number) => Math.round(value * 10000) / 10000;
+  return { best_epoch: history.best_epoch, train_accuracy: round(best.accuracy), ...(best.val_accuracy === undefined ? {} : { val_accuracy: round(best.val_accuracy) }) };
 }

@@ -5,20 +5,14 @@ import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, type Split } from '../data/dataset.js';
 import { loadModelArtifact, saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
 import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js';
-import { TRAINING_PARAMS, fitWithEarlyStopping, makeOptimizer, oneHot, type EarlyStopping, type OptimizerName, type TensorSplit } from '../ml/training.js';
+import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput } from '../runtime/preprocessing.js';
 import { registerWasmKernels } from '../runtime/wasm-kernels.js';
 
-interface Params {
-  optimizer: OptimizerName;
-  lr: number;
-  momentum: number;
-  epochs: number;
-  batch_size: number;
-  early_stopping: EarlyStopping | null;
+interface Params extends TrainingParams {
   cache_boundary: boolean;
 }
 
@@ -64,13 +58,12 @@ export default defineStep<Params>({
           signal: ctx.signal,
           onEpoch: (r) => {
             ctx.progress(r.epoch, ctx.params.epochs, 'epochs');
-            ctx.log.info(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(4)}${r.val_loss === undefined ? '' : ` val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy!.toFixed(4)}`} (${r.seconds}s)`);
+            ctx.log.info(describeEpoch(r));
           },
         });
         await writeFile(join(ctx.outputs['history']!, 'history.json'), `${JSON.stringify({ phase: 'fine-tune', cached_boundary: Boolean(split), ...history }, null, 2)}\n`);
         await saveModelArtifact(model, ctx.outputs['model']!, metadata);
-        const best = history.epochs[history.best_epoch - 1]!;
-        return { info: { backend }, metrics: { best_epoch: history.best_epoch, train_accuracy: round(best.accuracy), ...(best.val_accuracy === undefined ? {} : { val_accuracy: round(best.val_accuracy) }) } };
+        return { info: { backend }, metrics: historyMetrics(history) };
       } finally {
         tf.dispose([data.train.x, data.train.y, ...(data.val ? [data.val.x, data.val.y] : [])]);
       }
@@ -108,8 +101,4 @@ async function splitTensors(tf: Tf, datasetDir: string, name: Split, metadata: M
   const labels = await source.readLabels();
   const y = metadata.binary ? tf.tensor2d(Float32Array.from(labels), [labels.length, 1]) : oneHot(tf, labels, metadata.classes.length);
   return { x, y, count: labels.length };
-}
-
-function round(value: number): number {
-  return Math.round(value * 10000) / 10000;
 }

@@ -4,21 +4,15 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
-import { TRAINING_PARAMS, balancedClassWeights, fitWithEarlyStopping, makeOptimizer, oneHot, type EarlyStopping, type OptimizerName, type TensorSplit } from '../ml/training.js';
+import { TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { loadBase } from '../runtime/zoo.js';
 
 type HeadLayer = { dense: number; activation?: string } | { dropout: number } | { batch_norm: true };
 
-interface Params {
+interface Params extends TrainingParams {
   layers: HeadLayer[];
   binary: boolean;
-  optimizer: OptimizerName;
-  lr: number;
-  momentum: number;
-  epochs: number;
-  batch_size: number;
-  early_stopping: EarlyStopping | null;
   class_weight: 'balanced' | null;
 }
 
@@ -81,15 +75,12 @@ export default defineStep<Params>({
         ...(p.class_weight === 'balanced' ? { classWeight: balancedClassWeights(train.labels, classes.length) } : {}),
         onEpoch: (r) => {
           ctx.progress(r.epoch, p.epochs, 'epochs');
-          ctx.log.info(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(4)}${r.val_loss === undefined ? '' : ` val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy!.toFixed(4)}`} (${r.seconds}s)`);
+          ctx.log.info(describeEpoch(r));
         },
       });
-      const best = history.epochs[history.best_epoch - 1]!;
       await writeFile(join(ctx.outputs['history']!, 'history.json'), `${JSON.stringify({ phase: 'head', ...history }, null, 2)}\n`);
       await saveHeadAndFullModel(tf, head, featuresDir, ctx.outputs['head']!, ctx.outputs['model']!, { classes, binary: p.binary, cacheDir: ctx.cacheDir, workdir: ctx.workdir });
-      const metrics: Record<string, number> = { best_epoch: history.best_epoch, train_accuracy: round(best.accuracy) };
-      if (best.val_accuracy !== undefined) metrics['val_accuracy'] = round(best.val_accuracy);
-      return { info: { backend }, metrics };
+      return { info: { backend }, metrics: historyMetrics(history) };
     } finally {
       tf.dispose([trainTensors.x, trainTensors.y, ...(valTensors ? [valTensors.x, valTensors.y] : [])]);
       head.dispose();
@@ -147,8 +138,4 @@ async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: 
   } finally {
     base.dispose();
   }
-}
-
-function round(value: number): number {
-  return Math.round(value * 10000) / 10000;
 }
