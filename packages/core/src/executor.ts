@@ -192,7 +192,9 @@ class PipelineRun {
     if (stage.step.restore && !this.options.dryRun) {
       const outputs: Record<string, string> = {};
       for (const [name, ref] of Object.entries(record.outputs)) outputs[name] = await materialize(ref, this.options.cache.store);
-      await stage.step.restore({ params: stage.params, outputs, workdir: this.pipeline.dir, info: record.info ?? {} });
+      const hashes = Object.fromEntries(Object.entries(record.outputs).map(([name, ref]) => [name, ref.hash]));
+      const digest = (path: string) => this.options.cache.hasher.hashPath(path);
+      await stage.step.restore({ params: stage.params, outputs, workdir: this.pipeline.dir, info: record.info ?? {}, hashes, digest });
     }
     return { id: stage.id, status: 'cached', key, durationMs: record.durationMs, record };
   }

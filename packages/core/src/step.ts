@@ -50,6 +50,10 @@ export interface RestoreContext<P = Record<string, unknown>> {
   readonly workdir: string;
   /** The `info` the step returned when it ran. */
   readonly info: Readonly<Record<string, string | number | boolean>>;
+  /** Each output's artifact hash (a folder's hash is `treeHash` of its files). */
+  readonly hashes: Readonly<Record<string, string>>;
+  /** Digest of a workspace file or folder through the cache's stat index: unchanged files are not re-read. */
+  digest(path: string): Promise<{ kind: 'file' | 'dir'; hash: string; size: number }>;
 }
 
 export interface StepDefinition<P = Record<string, unknown>> {

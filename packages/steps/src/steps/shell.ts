@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { defineStep, FileHasher } from '@headstart/core';
+import { defineStep, treeHash, type RestoreContext, type Sha256Hex } from '@headstart/core';
 
 interface ShellParams {
   run: string;
@@ -84,17 +84,18 @@ export default defineStep<ShellParams>({
     for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
       const target = resolve(ctx.workdir, path);
       const cached = ctx.info[`out.${name}`] === 'dir' ? ctx.outputs[name]! : join(ctx.outputs[name]!, basename(target));
-      if (existsSync(target) && (await sameContent(target, cached))) continue;
+      if (existsSync(target) && (await matchesArtifact(target, ctx.hashes[name]!, ctx.digest))) continue;
       await rm(target, { recursive: true, force: true });
       await cp(cached, target, { recursive: true });
     }
   },
 });
 
-async function sameContent(a: string, b: string): Promise<boolean> {
-  if (statSync(a).isDirectory() !== statSync(b).isDirectory()) return false;
-  const hasher = FileHasher.inMemory();
-  return (await hasher.hashPath(a)).hash === (await hasher.hashPath(b)).hash;
+/** Whether the workspace copy of an out still holds what the cache has (see run(): file vs folder). */
+async function matchesArtifact(target: string, artifactHash: string, digest: RestoreContext['digest']): Promise<boolean> {
+  const found = await digest(target);
+  if (found.kind === 'dir') return found.hash === artifactHash;
+  return treeHash([{ path: basename(target), hash: found.hash as Sha256Hex, size: found.size }]) === artifactHash;
 }
 
 /** Each input artifact's directory as `HEADSTART_INPUT_<NAME>` (upper-cased, other characters as `_`). */
