@@ -11,6 +11,7 @@ const builtins: Record<string, BuiltinStep> = {
   preprocess: { load: async () => (await import('./steps/preprocess.js')).default },
   'extract-features': { load: async () => (await import('./steps/extract-features.js')).default },
   'train-head': { load: async () => (await import('./steps/train-head.js')).default },
+  train: { load: async () => (await import('./steps/train.js')).default },
   unfreeze: { load: async () => (await import('./steps/unfreeze.js')).default },
   'fine-tune': { load: async () => (await import('./steps/fine-tune.js')).default },
   evaluate: { load: async () => (await import('./steps/evaluate.js')).default },

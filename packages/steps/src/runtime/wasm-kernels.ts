@@ -1,67 +1,73 @@
 import type * as Tfjs from '@tensorflow/tfjs';
+import { conv2dBackpropFilter, conv2dBackpropInput } from './wasm-kernels-conv.js';
+import { depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm-kernels-depthwise.js';
+import { fasterBatchNorm, fasterClipGradient, fasterIdentity, fasterReduce, fasterTile } from './wasm-kernels-faster.js';
+import { asTensor, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
 
-type Tf = typeof Tfjs;
-type Tensor4D = Tfjs.Tensor4D;
+type KernelFunc = Tfjs.KernelConfig['kernelFunc'];
+type Attrs<T> = ConvGradAttrs & T;
 
-interface BackpropFilterAttrs {
-  strides: [number, number] | number;
-  pad: 'valid' | 'same' | number | Tfjs.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  filterShape: [number, number, number, number];
-}
+/** Configs this module registered, so a second call neither re-registers nor wraps its own kernels. */
+const ours = new WeakSet<object>();
 
 /**
- * Registers the kernels tfjs-backend-wasm lacks and training needs. Conv2DBackpropFilter (the
- * gradient of a conv layer's kernel) is missing on wasm, so no conv layer could train there.
- * Idempotent.
+ * Registers the kernels tfjs-backend-wasm 4.22 lacks and training needs (Conv2DBackpropFilter,
+ * DepthwiseConv2dNativeBackpropFilter/Input), built from kernels wasm runs fast. Then replaces what
+ * profiling a MobileNetV2 training step showed to be slow on wasm (bench/kernels): the kernels
+ * Conv2DBackpropInput, Tile, Sum, Mean, Identity and FusedBatchNorm, and the gradient of ClipByValue
+ * (relu6), each built from fast kernels with the stock one kept for what it does not cover. Idempotent.
  */
 export function registerWasmKernels(tf: Tf): void {
-  if (tf.getKernel('Conv2DBackpropFilter', 'wasm')) return;
-  tf.registerKernel({
-    kernelName: 'Conv2DBackpropFilter',
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, attrs }) => {
-      const x = asTensor(tf, inputs['x']) as Tensor4D;
-      const dy = asTensor(tf, inputs['dy']) as Tensor4D;
-      return conv2dBackpropFilter(tf, x, dy, attrs as unknown as BackpropFilterAttrs);
-    },
-  });
-}
-
-/**
- * dW[kh,kw,ci,co] = Σ_{n,oh,ow} x[n, oh·s+kh-pad, ow·s+kw-pad, ci] · dy[n,oh,ow,co], computed as one
- * forward Conv2D (a kernel wasm has): channels of x become the batch, the batch becomes the channels,
- * dy becomes the filter, and the stride becomes a dilation.
- */
-export function conv2dBackpropFilter(tf: Tf, x: Tensor4D, dy: Tensor4D, attrs: BackpropFilterAttrs): Tensor4D {
-  if (attrs.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape, attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  install(tf, 'Conv2DBackpropFilter', (i, a) => conv2dBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>));
+  install(tf, 'Conv2DBackpropInput', (i, a) => conv2dBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>));
+  install(tf, 'DepthwiseConv2dNativeBackpropFilter', (i, a) =>
+    depthwiseBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>),
   );
-  const neededHeight = (info.outHeight - 1) * info.strideHeight + info.filterHeight;
-  const neededWidth = (info.outWidth - 1) * info.strideWidth + info.filterWidth;
-  return tf.tidy(() => {
-    const window = cropOrPad(tf, x, info.padInfo.top, info.padInfo.left, neededHeight, neededWidth);
-    const input = tf.transpose(window, [3, 1, 2, 0]); // [ci, H, W, n]
-    const filter = tf.transpose(dy, [1, 2, 0, 3]); // [oh, ow, n, co]
-    const grad = tf.conv2d(input, filter, 1, 'valid', 'NHWC', [info.strideHeight, info.strideWidth]);
-    return tf.transpose(grad, [1, 2, 0, 3]); // [kh, kw, ci, co]
-  });
+  install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a) =>
+    depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>),
+  );
+  wrapStock(tf, 'Tile', (stock) => fasterTile(tf, stock));
+  wrapStock(tf, 'Sum', (stock) => fasterReduce(tf, stock, false));
+  wrapStock(tf, 'Mean', (stock) => fasterReduce(tf, stock, true));
+  wrapStock(tf, 'Identity', (stock) => fasterIdentity(stock));
+  wrapStock(tf, 'FusedBatchNorm', (stock) => fasterBatchNorm(tf, stock));
+  const clipGradient = tf.getGradient('ClipByValue');
+  if (clipGradient && !ours.has(clipGradient)) {
+    const faster = fasterClipGradient(tf, clipGradient);
+    tf.unregisterGradient('ClipByValue');
+    tf.registerGradient(faster);
+    ours.add(faster);
+  }
 }
 
-/** Pads `top`/`left` zeros, then pads or crops the bottom/right so the spatial size is exactly height×width. */
-function cropOrPad(tf: Tf, x: Tensor4D, top: number, left: number, height: number, width: number): Tensor4D {
-  const [, h, w] = x.shape;
-  const bottom = Math.max(0, height - top - h);
-  const right = Math.max(0, width - left - w);
-  const padded = top || left || bottom || right ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
-  if (padded.shape[1] === height && padded.shape[2] === width) return padded;
-  return tf.slice(padded, [0, 0, 0, 0], [-1, height, width, -1]);
+interface FilterShape {
+  filterShape: [number, number, number, number];
+}
+interface InputShape {
+  inputShape: [number, number, number, number];
 }
 
-function asTensor(tf: Tf, info: Tfjs.TensorInfo | undefined): Tfjs.Tensor {
-  if (!info) throw new Error('missing kernel input');
-  if (info instanceof tf.Tensor) return info;
-  return tf.engine().makeTensorFromTensorInfo(info);
+/** Registers (or replaces) kernelName on wasm; compute runs inside a tidy that keeps only its result. */
+function install(tf: Tf, kernelName: string, compute: (inputs: Tfjs.NamedTensorInfoMap, attrs: object) => Tfjs.Tensor): void {
+  const existing = tf.getKernel(kernelName, 'wasm');
+  if (existing && ours.has(existing)) return;
+  const kernelFunc: KernelFunc = ({ inputs, attrs }) => tf.tidy(() => compute(inputs, attrs ?? {}));
+  replace(tf, { kernelName, backendName: 'wasm', kernelFunc });
+}
+
+function replace(tf: Tf, config: Tfjs.KernelConfig): void {
+  if (tf.getKernel(config.kernelName, config.backendName)) tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel(config);
+  ours.add(config);
+}
+
+/** Replaces a stock wasm kernel by a faster kernelFunc that falls back on the stock one. */
+function wrapStock(tf: Tf, kernelName: string, faster: (stock: KernelFunc) => KernelFunc): void {
+  const stock = tf.getKernel(kernelName, 'wasm');
+  if (!stock || ours.has(stock)) return;
+  replace(tf, { ...stock, kernelFunc: faster(stock.kernelFunc) });
+}
+
+function t4(tf: Tf, info: Tfjs.TensorInfo | undefined): Tensor4D {
+  return asTensor(tf, info) as Tensor4D;
 }

@@ -1,48 +1,89 @@
-import type { Tensor, Tensor4D } from '@tensorflow/tfjs';
+import type { NamedAttrMap, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { loadBackend } from '../../src/runtime/index.js';
+import { loadBackend, registerWasmKernels } from '../../src/runtime/index.js';
 
 const { tf } = await loadBackend('wasm');
 
-type Pad = 'same' | 'valid';
+type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
+const EXPLICIT: Pad = [[0, 0], [2, 1], [0, 2], [0, 0]];
 
-/** d(sum(conv2d(x, w) * dy))/dw on the current backend. */
-async function filterGradient(x: number[], xShape: number[], w: number[], wShape: number[], stride: number, pad: Pad, dy: number[]) {
-  return tf.tidy(() => {
-    const xt = tf.tensor4d(x, xShape as [number, number, number, number]);
-    const dyt = tf.tensor(dy);
-    const grad = tf.grad((wt: Tensor) => tf.conv2d(xt, wt as Tensor4D, stride, pad).reshape([-1]).mul(dyt).sum());
-    return grad(tf.tensor4d(w, wShape as [number, number, number, number]));
-  }).data();
+/** Runs `compute` on wasm, then on cpu (fresh tensors each time); checks the shapes agree, returns the values. */
+async function onWasmAndCpu(compute: () => Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
+  const run = (backend: string) => {
+    expect(tf.getBackend()).toBe(backend);
+    const outputs = tf.tidy(compute);
+    const result = { values: outputs.map((t) => t.dataSync() as Float32Array), shapes: outputs.map((t) => t.shape) };
+    tf.dispose(outputs);
+    return result;
+  };
+  const onWasm = run('wasm');
+  await loadBackend('cpu'); // not tf.setBackend: loadBackend also silences tfjs's cpu banner
+  try {
+    const onCpu = run('cpu');
+    expect(onWasm.shapes).toEqual(onCpu.shapes);
+    return [onWasm.values, onCpu.values];
+  } finally {
+    await loadBackend('wasm');
+  }
 }
 
-function random(n: number, seed: number): number[] {
-  return Array.from(tf.randomNormal([n], 0, 1, 'float32', seed).dataSync());
+/** max |a − b| / max |b|. */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  const scale = Math.max(...Array.from(b, Math.abs));
+  return Math.max(...Array.from(a, (v, i) => Math.abs(v - (b[i] ?? Number.NaN)))) / scale;
 }
 
-describe('Conv2DBackpropFilter on wasm', () => {
-  it('is registered (tfjs-backend-wasm 4.22 has none)', () => {
+function outSize(size: number, k: number, stride: number, pad: Pad, side: 1 | 2): number {
+  if (pad === 'same') return Math.ceil(size / stride);
+  if (pad === 'valid') return Math.ceil((size - k + 1) / stride);
+  const [before, after] = pad[side];
+  return Math.floor((size + before + after - k) / stride) + 1;
+}
+
+interface Case {
+  padName: string;
+  stride: number;
+  k: number;
+  pad: Pad;
+  h: number;
+  w: number;
+}
+
+/** Odd and even sizes; the small one gives maps of at most 3×3, which some kernels treat apart. */
+const SIZES: [number, number][] = [
+  [7, 10],
+  [8, 11],
+  [3, 2],
+];
+const cases: Case[] = [];
+for (const stride of [1, 2])
+  for (const k of [1, 3, 5])
+    for (const pad of ['same', 'valid', EXPLICIT] as Pad[])
+      for (const [h, w] of SIZES) {
+        if (outSize(h, k, stride, pad, 1) > 0 && outSize(w, k, stride, pad, 2) > 0) {
+          cases.push({ padName: typeof pad === 'string' ? pad : 'explicit', stride, k, pad, h, w });
+        }
+      }
+
+/** dx and dW of sum(conv2d(x, w) · dy) on the current backend. */
+function convGradients({ stride, k, pad, h, w }: Case): Tensor[] {
+  const x = tf.randomNormal([2, h, w, 3], 0, 1, 'float32', 1) as Tensor4D;
+  const filter = tf.randomNormal([k, k, 3, 4], 0, 1, 'float32', 2) as Tensor4D;
+  const dy = tf.randomNormal([2, outSize(h, k, stride, pad, 1), outSize(w, k, stride, pad, 2), 4], 0, 1, 'float32', 3);
+  const loss = (xt: Tensor, ft: Tensor) => tf.sum(tf.mul(tf.conv2d(xt as Tensor4D, ft as Tensor4D, stride, pad), dy));
+  return tf.grads(loss)([x, filter]);
+}
+
+describe('conv2d gradients on wasm', () => {
+  it('Conv2DBackpropFilter is registered (tfjs-backend-wasm 4.22 has none)', () => {
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
   });
 
-  const cases: [number, number, Pad, number, number][] = [];
-  for (const stride of [1, 2]) for (const k of [1, 3]) for (const pad of ['same', 'valid'] as const) for (const h of [7, 8]) cases.push([stride, k, pad, h, h + 3]);
-
-  it.each(cases)('matches the cpu backend: stride %i, kernel %i, %s, %i×%i input', async (stride, k, pad, h, w) => {
-    const xShape = [2, h, w, 3];
-    const wShape = [k, k, 3, 4];
-    const x = random(2 * h * w * 3, 1);
-    const weights = random(k * k * 3 * 4, 2);
-    const outH = pad === 'same' ? Math.ceil(h / stride) : Math.ceil((h - k + 1) / stride);
-    const outW = pad === 'same' ? Math.ceil(w / stride) : Math.ceil((w - k + 1) / stride);
-    const dy = random(2 * outH * outW * 4, 3);
-    const onWasm = await filterGradient(x, xShape, weights, wShape, stride, pad, dy);
-    await loadBackend('cpu'); // not tf.setBackend: loadBackend also silences tfjs's cpu banner
-    const onCpu = await filterGradient(x, xShape, weights, wShape, stride, pad, dy);
-    await loadBackend('wasm');
-    const scale = Math.max(...Array.from(onCpu, Math.abs));
-    const worst = Math.max(...Array.from(onWasm, (v, i) => Math.abs(v - (onCpu[i] ?? Number.NaN))));
-    expect(worst / scale).toBeLessThan(1e-5);
+  it.each(cases)('match the cpu backend: stride $stride, kernel $k, pad $padName, $h×$w', async (c) => {
+    const [[dxWasm, dwWasm], [dxCpu, dwCpu]] = await onWasmAndCpu(() => convGradients(c));
+    expect(relativeError(dxWasm!, dxCpu!)).toBeLessThan(1e-4);
+    expect(relativeError(dwWasm!, dwCpu!)).toBeLessThan(1e-4);
   });
 
   it('lets a conv layer train on wasm', async () => {
@@ -64,5 +105,120 @@ describe('Conv2DBackpropFilter on wasm', () => {
     expect(losses.at(-1)).toBeLessThan(losses[0] as number);
     tf.dispose([x, y]);
     model.dispose();
+  });
+});
+
+describe('Tile on wasm', () => {
+  const tiles: [string, number[], number[], 'float32' | 'int32' | 'bool'][] = [
+    ['a broadcast (the batch-norm gradient)', [1, 1, 1, 5], [2, 3, 4, 1], 'float32'],
+    ['a broadcast of int32', [3, 1], [1, 4], 'int32'],
+    ['a real repeat (wasm kernel)', [2, 3], [2, 2], 'float32'],
+    ['bool (wasm kernel)', [1, 2], [3, 1], 'bool'],
+  ];
+
+  it.each(tiles)('matches the cpu backend: %s', async (_, shape, reps, dtype) => {
+    const make = () => {
+      const values = tf.randomNormal(shape, 0, 3, 'float32', 5);
+      // wasm's own Cast to bool keeps the low byte (-2 → 254), so bools come from a comparison
+      return [tf.tile(dtype === 'bool' ? tf.greater(values, 0) : tf.cast(values, dtype), reps)];
+    };
+    const [[onWasm], [onCpu]] = await onWasmAndCpu(make);
+    expect(Array.from(onWasm!)).toEqual(Array.from(onCpu!));
+  });
+});
+
+describe('Sum and Mean on wasm', () => {
+  // Above 65,536 elements a reduction over adjacent axes short of the innermost runs as an average pool.
+  const reductions: [string, number[], number[], boolean][] = [
+    ['leading axes (batch-norm and bias gradients)', [16, 12, 12, 40], [0, 1, 2], false],
+    ['leading axes, keepDims', [16, 12, 12, 40], [0, 1, 2], true],
+    ['a middle block', [6, 40, 30, 9], [1, 2], false],
+    ['the innermost axis (stock kernel)', [16, 12, 12, 40], [3], false],
+    ['a small tensor (stock kernel)', [4, 5, 6], [0, 1], true],
+  ];
+
+  it.each(reductions)('match the cpu backend: %s', async (_, shape, axis, keepDims) => {
+    const reduce = () => {
+      const x = tf.randomNormal(shape, 1, 1, 'float32', 12);
+      return [tf.sum(x, axis, keepDims), tf.mean(x, axis, keepDims)];
+    };
+    const [onWasm, onCpu] = await onWasmAndCpu(reduce);
+    onWasm.forEach((values, i) => expect(relativeError(values, onCpu[i]!)).toBeLessThan(1e-5));
+  });
+});
+
+describe('batch normalization and relu6 on wasm', () => {
+  it('FusedBatchNorm matches the cpu backend, with and without scale and offset', async () => {
+    const normalize = () => {
+      const x = tf.randomNormal([4, 5, 6, 7], 0, 2, 'float32', 13);
+      const [mean, variance, scale, offset] = [14, 15, 16, 17].map((seed) => tf.randomUniform([7], 0.5, 1.5, 'float32', seed));
+      return [tf.batchNorm(x, mean!, variance!, offset, scale, 1e-3), tf.batchNorm(x, mean!, variance!, undefined, undefined, 0.1)];
+    };
+    const [onWasm, onCpu] = await onWasmAndCpu(normalize);
+    onWasm.forEach((values, i) => expect(relativeError(values, onCpu[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('the relu6 gradient matches the cpu backend, at the clip bounds too', async () => {
+    const gradient = () => {
+      const x = tf.concat([tf.tensor1d([-1, 0, 3, 6, 7, -0]), tf.randomNormal([200], 3, 5, 'float32', 18)]);
+      const dy = tf.randomNormal(x.shape, 0, 1, 'float32', 19);
+      return [tf.grad((t: Tensor) => tf.sum(tf.mul(tf.clipByValue(t, 0, 6), dy)))(x)];
+    };
+    const [[onWasm], [onCpu]] = await onWasmAndCpu(gradient);
+    const plusZero = (values: Float32Array) => Array.from(values, (v) => v + 0); // dy·0 may be −0
+    expect(plusZero(onWasm!)).toEqual(plusZero(onCpu!));
+  });
+
+  it('a clone (Identity) keeps its values after the original is disposed', () => {
+    const original = tf.tensor([1, 2, 3]);
+    const copy = tf.clone(original);
+    original.dispose();
+    expect(Array.from(copy.dataSync())).toEqual([1, 2, 3]);
+    copy.dispose();
+  });
+});
+
+describe('batch normalization gradient on wasm', () => {
+  it('matches the cpu backend for x, mean, variance, scale and offset', async () => {
+    const gradients = () => {
+      const x = tf.randomNormal([4, 5, 6, 7], 0, 1, 'float32', 6);
+      const [mean, variance, scale, offset] = [7, 8, 9, 10].map((seed) => tf.randomUniform([7], 0.5, 1.5, 'float32', seed));
+      const dy = tf.randomNormal([4, 5, 6, 7], 0, 1, 'float32', 11);
+      const loss = (...args: Tensor[]) => tf.sum(tf.mul(tf.batchNorm(args[0]!, args[1]!, args[2]!, args[4]!, args[3]!, 1e-3), dy));
+      return tf.grads(loss)([x, mean!, variance!, scale!, offset!]);
+    };
+    const [onWasm, onCpu] = await onWasmAndCpu(gradients);
+    onWasm.forEach((values, i) => expect(relativeError(values, onCpu[i]!)).toBeLessThan(1e-5));
+  });
+});
+
+describe('registerWasmKernels', () => {
+  const z = (...shape: number[]) => tf.zeros(shape);
+  const kernels: [string, () => Record<string, Tensor>, NamedAttrMap][] = [
+    ['Conv2DBackpropFilter', () => ({ x: z(2, 7, 7, 3), dy: z(2, 4, 4, 4) }), { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 3, 4] }],
+    ['Conv2DBackpropInput', () => ({ dy: z(2, 4, 4, 4), filter: z(3, 3, 3, 4) }), { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 7, 7, 3] }],
+    ['DepthwiseConv2dNativeBackpropFilter', () => ({ x: z(2, 7, 7, 3), dy: z(2, 4, 4, 3) }), { strides: 2, pad: 'same', dilations: 1, filterShape: [3, 3, 3, 1] }],
+    ['DepthwiseConv2dNativeBackpropInput', () => ({ dy: z(2, 4, 4, 3), filter: z(3, 3, 3, 1) }), { strides: 2, pad: 'same', dilations: 1, inputShape: [2, 7, 7, 3] }],
+    ['Tile', () => ({ x: z(1, 1, 1, 3) }), { reps: [2, 7, 7, 1] }],
+    ['Sum', () => ({ x: z(8, 16, 16, 40) }), { axis: [0, 1, 2], keepDims: false }],
+    ['FusedBatchNorm', () => ({ x: z(2, 3, 3, 4), mean: z(4), variance: z(4), scale: z(4), offset: z(4) }), { varianceEpsilon: 1e-3 }],
+  ];
+
+  it.each(kernels)('%s leaves no tensor behind but its output', (kernelName, makeInputs, attrs) => {
+    const inputs = makeInputs();
+    const before = tf.memory().numTensors;
+    const output = tf.engine().runKernel(kernelName, inputs, attrs) as Tensor;
+    expect(tf.memory().numTensors).toBe(before + 1);
+    tf.dispose([output, ...Object.values(inputs)]);
+  });
+
+  it('is idempotent: a second call keeps the registered kernels', () => {
+    const names = ['Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'Tile', 'Sum', 'Identity'];
+    const before = names.map((name) => tf.getKernel(name, 'wasm'));
+    const clipGradient = tf.getGradient('ClipByValue');
+    registerWasmKernels(tf);
+    names.forEach((name, i) => expect(tf.getKernel(name, 'wasm')).toBe(before[i]));
+    expect(tf.getGradient('ClipByValue')).toBe(clipGradient);
+    expect(Array.from(tf.tile(tf.tensor([[1, 2]]), [2, 1]).dataSync())).toEqual([1, 2, 1, 2]);
   });
 });

@@ -1,0 +1,118 @@
+import type * as Tfjs from '@tensorflow/tfjs';
+import { asTensor, type Tf } from './wasm-kernels-util.js';
+
+/*
+ * Replacements for stock tfjs-backend-wasm 4.22 kernels that are slow enough to dominate a training
+ * step (measured in bench/kernels). Each takes the stock kernel and returns a kernelFunc that handles
+ * the common case fast and hands anything else to the stock kernel.
+ */
+
+type KernelFunc = Tfjs.KernelConfig['kernelFunc'];
+type KernelArgs = Parameters<KernelFunc>[0];
+type TensorInfo = Tfjs.TensorInfo;
+
+/**
+ * Stock Tile copies element by element (≈170 ms for [1,1,1,384] → [32,12,12,384]; tfjs-core's batch-norm
+ * gradient does exactly that). Repeating leading size-1 axes is an outer product with ones, which
+ * XNNPACK's matMul writes in under a millisecond; other broadcasts add zeros.
+ */
+export function fasterTile(tf: Tf, stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'];
+    const { reps } = args.attrs as unknown as Tfjs.TileAttrs;
+    if (!x || !isBroadcast(x.shape, reps) || (x.dtype !== 'float32' && x.dtype !== 'int32')) return stock(args);
+    const shape = x.shape.map((size, axis) => size * (reps[axis] ?? 1));
+    const firstKept = reps.findIndex((rep) => rep === 1);
+    const prefix = firstKept === -1 ? reps.length : firstKept;
+    const leadingOnly = reps.slice(prefix).every((rep) => rep === 1);
+    return tf.tidy(() => {
+      const t = asTensor(tf, x);
+      if (x.dtype === 'int32' || !leadingOnly) return tf.add(t, tf.zeros(shape, x.dtype));
+      const rows = product(shape.slice(0, prefix));
+      return tf.reshape(tf.matMul(tf.ones([rows, 1]), tf.reshape(t, [1, -1])), shape);
+    });
+  };
+}
+
+function isBroadcast(shape: readonly number[], reps: readonly number[]): boolean {
+  return reps.length === shape.length && reps.every((rep, axis) => rep === 1 || shape[axis] === 1);
+}
+
+/**
+ * Stock Sum and Mean move the reduced axes innermost with a transpose first (≈6 ms for [32,12,12,384]
+ * over [0,1,2], as every batch-norm and bias gradient does). A reduction over a block of adjacent
+ * axes that are not the innermost is an average pool over that block seen as one spatial axis
+ * (x as [outer, block, 1, inner]), which XNNPACK streams through: ≈1.2 ms. Small tensors keep the
+ * stock kernel, whose fixed cost is lower.
+ */
+export function fasterReduce(tf: Tf, stock: KernelFunc, mean: boolean): KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'];
+    const { axis, keepDims } = args.attrs as unknown as Tfjs.SumAttrs;
+    if (!x || x.dtype !== 'float32' || product(x.shape) < MIN_POOLED_REDUCTION) return stock(args);
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+    const [first, last] = [axes[0] ?? 0, axes.at(-1) ?? 0];
+    const block = axes.length > 0 && last - first === axes.length - 1 && last < x.shape.length - 1;
+    if (!block) return stock(args);
+    const [outer, size, inner] = [x.shape.slice(0, first), x.shape.slice(first, last + 1), x.shape.slice(last + 1)];
+    const n = product(size);
+    return tf.tidy(() => {
+      const pooled = tf.avgPool(tf.reshape(asTensor(tf, x), [product(outer), n, 1, product(inner)]) as Tfjs.Tensor4D, [n, 1], 1, 'valid');
+      const result = mean ? pooled : tf.mul(pooled, n);
+      return tf.reshape(result, [...outer, ...(keepDims ? size.map(() => 1) : []), ...inner]);
+    });
+  };
+}
+
+const MIN_POOLED_REDUCTION = 1 << 16;
+
+/**
+ * Stock Identity copies the tensor; the engine calls it for every tensor it saves for the backward
+ * pass. Tensors are immutable, so sharing the data (what the cpu backend and wasm's own Reshape do)
+ * gives the same result without the copy.
+ */
+export function fasterIdentity(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'];
+    if (!x || x.dtype === 'string') return stock(args);
+    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/** Stock FusedBatchNorm takes ≈6 ms for [32,12,12,384]; (x − mean)·scale/√(var+ε) + offset as three broadcasts ≈1.5 ms. */
+export function fasterBatchNorm(tf: Tf, stock: KernelFunc): KernelFunc {
+  return (args: KernelArgs) => {
+    const { x, mean, variance, scale, offset } = args.inputs as Record<string, TensorInfo | undefined>;
+    if (!x || !mean || !variance || x.dtype !== 'float32') return stock(args);
+    const { varianceEpsilon } = args.attrs as unknown as Tfjs.FusedBatchNormAttrs;
+    return tf.tidy(() => {
+      let factor = tf.rsqrt(tf.add(asTensor(tf, variance), varianceEpsilon));
+      if (scale) factor = tf.mul(factor, asTensor(tf, scale));
+      const normed = tf.mul(tf.sub(asTensor(tf, x), asTensor(tf, mean)), factor);
+      return offset ? tf.add(normed, asTensor(tf, offset)) : normed;
+    });
+  };
+}
+
+/**
+ * tfjs-core's ClipByValue gradient (relu6's) builds a bool mask with GreaterEqual, LessEqual,
+ * LogicalAnd and Select, each ≈10× slower on wasm than float arithmetic. On wasm this computes
+ * dy·(1 − step(min − x) − step(x − max)) instead: the same values, a NaN x gives NaN rather than 0.
+ */
+export function fasterClipGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
+  return {
+    ...stock,
+    gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== 'wasm') return stock.gradFunc(dy, saved, attrs);
+      const [x] = saved as [Tfjs.Tensor];
+      const { clipValueMin, clipValueMax } = attrs as unknown as Tfjs.ClipByValueAttrs;
+      const outside = () => tf.add(tf.step(tf.sub(clipValueMin, x)), tf.step(tf.sub(x, clipValueMax)));
+      return { x: () => tf.mul(dy as Tfjs.Tensor, tf.sub(1, outside())) };
+    },
+  };
+}
+
+function product(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
