@@ -45,7 +45,7 @@ export const preprocessParamsSchema = {
     },
     keep_splits: { type: 'boolean', default: true, description: 'Samples with a predefined split (train/ val/ test/ folders, a csv column) keep it.' },
     val_from_train: { type: 'number', minimum: 0, maximum: 0.9, default: 0, description: 'When the data has a predefined train split and no val split: the fraction of train (per class) moved to val.' },
-    normalization: { enum: ['[-1,1]', '[0,1]', 'none'], default: '[-1,1]', description: 'How consumers scale pixels (recorded in preprocessing.json; images stay uint8). [-1,1] suits MobileNetV2 and InceptionV3.' },
+    normalization: { enum: ['[-1,1]', '[0,1]', 'none'], default: '[0,1]', description: 'How consumers outside headstart should scale the pixels (recorded in preprocessing.json; images stay uint8). headstart\'s model steps scale them as their model records: [0,1] for the zoo\'s bases, which nsfwjs last trained on pixels / 255.' },
     augment: {
       type: 'object', additionalProperties: false,
       description: 'Extra randomly transformed copies of each training image (val and test are never augmented).',

@@ -69,7 +69,7 @@ describe('preprocess an image folder', () => {
     expect(result).toMatchObject({ metrics: { train_images: 24, val_images: 3, test_images: 3 } });
     expect(JSON.parse(await readFile(path.join(out, 'classes.json'), 'utf8'))).toEqual(['clear', 'gray', 'red']);
     expect(await readPreprocessing(out)).toEqual({
-      size: 16, channels: 3, dtype: 'uint8', layout: 'NHWC', normalization: '[-1,1]', range: [-1, 1], fit: 'fill',
+      size: 16, channels: 3, dtype: 'uint8', layout: 'NHWC', normalization: '[0,1]', range: [0, 1], fit: 'fill',
       background: 'white', resize: 'lanczos3', splits: expected, augment: null, seed: 0,
     });
   });

@@ -1,0 +1,113 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { StepUserError } from '@headstart/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import evaluate from '../../src/steps/evaluate.js';
+import extractFeatures from '../../src/steps/extract-features.js';
+import fineTune from '../../src/steps/fine-tune.js';
+import loadData from '../../src/steps/load-data.js';
+import preprocess from '../../src/steps/preprocess.js';
+import trainHead from '../../src/steps/train-head.js';
+import unfreeze from '../../src/steps/unfreeze.js';
+import { NpyReader } from '../../src/runtime/npy.js';
+import { runStep, tempDir } from '../data/fixtures.js';
+
+/** Each ML step on tiny real data (MNIST, 12 per class, 28 px) and the small CNN the repository ships. */
+let workdir: string;
+let dataset: string;
+let features: string;
+let head: Awaited<ReturnType<typeof runStep>>;
+
+async function npyShape(file: string): Promise<number[]> {
+  const reader = await NpyReader.open(file);
+  await reader.close();
+  return reader.shape;
+}
+
+async function modelJson(dir: string): Promise<{ modelTopology: { model_config?: unknown; config?: { layers: { name: string; config: { name: string; trainable: boolean } }[] } } }> {
+  return JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8'));
+}
+
+function trainableByLayer(json: Awaited<ReturnType<typeof modelJson>>): Record<string, boolean> {
+  const layers = json.modelTopology.config!.layers;
+  return Object.fromEntries(layers.map((layer) => [layer.config.name, layer.config.trainable]));
+}
+
+beforeAll(async () => {
+  workdir = await tempDir('headstart-ml-');
+  const loaded = await runStep(loadData, { source: 'mnist', limit_per_class: 12 }, { workdir, seed: 3 });
+  const prepared = await runStep(preprocess, { size: 28, split: { train: 0.5, val: 0.25, test: 0.25 } }, { workdir, inputs: { dataset: loaded.outputs['dataset']! }, seed: 3 });
+  dataset = prepared.outputs['dataset']!;
+  features = (await runStep(extractFeatures, { base: 'mnist_cnn' }, { workdir, inputs: { dataset } })).outputs['features']!;
+  head = await runStep(trainHead, { layers: [{ dense: 16 }], epochs: 4, early_stopping: null }, { workdir, inputs: { features }, seed: 5 });
+}, 120_000);
+
+describe('extract-features', () => {
+  it('writes one float32 feature row per image and the labels, per split', async () => {
+    expect(await npyShape(path.join(features, 'train/features.npy'))).toEqual([60, 64]);
+    expect(await npyShape(path.join(features, 'test/features.npy'))).toEqual([30, 64]);
+    expect(await readFile(path.join(features, 'train/labels.npy'))).toEqual(await readFile(path.join(dataset, 'train/labels.npy')));
+    const base = JSON.parse(await readFile(path.join(features, 'base.json'), 'utf8'));
+    expect(base).toMatchObject({ ref: 'mnist_cnn', inputSize: 28, info: { layer: 'conv3_relu', pooling: 'avg', featureShape: [64] } });
+  });
+
+  it('cuts at another layer and keeps feature maps without pooling', async () => {
+    const { outputs } = await runStep(extractFeatures, { base: 'mnist_cnn', layer: 'conv2_relu', pooling: 'none', splits: ['val'] }, { workdir, inputs: { dataset } });
+    const shape = await npyShape(path.join(outputs['features']!, 'val/features.npy'));
+    expect(shape).toHaveLength(4);
+    expect(shape[0]).toBe(30);
+  });
+});
+
+describe('train-head', () => {
+  it('outputs the head, base + head taking images, and the history', async () => {
+    const history = JSON.parse(await readFile(path.join(head.outputs['history']!, 'history.json'), 'utf8'));
+    expect(history.epochs).toHaveLength(4);
+    expect(history.best_epoch).toBe(4);
+    const full = await modelJson(head.outputs['model']!);
+    expect(JSON.stringify(full.modelTopology)).toContain('"batch_input_shape":[null,28,28,1]');
+    const trainable = trainableByLayer(full);
+    expect(trainable['conv1']).toBe(false);
+    expect(trainable['head_output']).toBe(true);
+    expect(head.result).toMatchObject({ info: { backend: 'wasm' } });
+  });
+
+  it('is repeatable for a seed', async () => {
+    const again = await runStep(trainHead, { layers: [{ dense: 16 }], epochs: 4, early_stopping: null }, { workdir, inputs: { features }, seed: 5 });
+    const other = await runStep(trainHead, { layers: [{ dense: 16 }], epochs: 4, early_stopping: null }, { workdir, inputs: { features }, seed: 6 });
+    const weights = async (run: typeof again) => readFile(path.join(run.outputs['head']!, 'weights.bin'));
+    expect(await weights(again)).toEqual(await weights(head));
+    expect(await weights(other)).not.toEqual(await weights(head));
+  });
+});
+
+describe('unfreeze', () => {
+  it('makes the named layer and everything above it trainable', async () => {
+    const { outputs, recorded } = await runStep(unfreeze, { from_layer: 'conv3' }, { workdir, inputs: { model: head.outputs['model']! } });
+    const trainable = trainableByLayer(await modelJson(outputs['model']!));
+    expect([trainable['conv2'], trainable['conv3'], trainable['conv3_bn'], trainable['head_output']]).toEqual([false, true, true, true]);
+    expect(recorded.infos.join('\n')).toMatch(/conv3 +18432 of 18432/);
+  });
+
+  it('names a misspelt layer', async () => {
+    await expect(runStep(unfreeze, { from_layer: 'conv33' }, { workdir, inputs: { model: head.outputs['model']! } })).rejects.toThrow(new StepUserError('the base has no layer "conv33" (did you mean "conv3"?)'));
+  });
+});
+
+describe('fine-tune and evaluate', () => {
+  it('trains the part above the first trainable layer on activations cached once', async () => {
+    const frozenBase = await runStep(unfreeze, { last: 1 }, { workdir, inputs: { model: head.outputs['model']! } });
+    const tuned = await runStep(fineTune, { epochs: 2, lr: 0.001 }, { workdir, inputs: { model: frozenBase.outputs['model']!, dataset }, seed: 1 });
+    const history = JSON.parse(await readFile(path.join(tuned.outputs['history']!, 'history.json'), 'utf8'));
+    expect(history).toMatchObject({ phase: 'fine-tune', cached_boundary: true });
+    expect(history.epochs.length).toBeGreaterThan(0);
+  });
+
+  it('evaluate writes the metrics and reports a failed fail_under', async () => {
+    const { result, outputs } = await runStep(evaluate, { split: 'test', fail_under: { accuracy: 0.999 } }, { workdir, inputs: { model: head.outputs['model']!, dataset } });
+    const metrics = JSON.parse(await readFile(path.join(outputs['metrics']!, 'metrics.json'), 'utf8'));
+    expect(metrics.count).toBe(30);
+    expect(metrics.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(30);
+    expect(result).toMatchObject({ failedChecks: [expect.stringMatching(/^accuracy 0\.\d{4} on the test split is below fail_under 0\.999$/)] });
+  });
+});
