@@ -4,6 +4,7 @@ import path from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { BackendUnavailableError } from './errors.js';
 import { registerWasmKernels } from './wasm-kernels.js';
+import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 
 /** The `@tensorflow/tfjs` namespace; every runtime function takes it rather than importing it. */
 export type Tf = typeof Tfjs;
@@ -151,7 +152,7 @@ async function tryWasm(tf: Tf): Promise<string | null> {
   const packageDir = resolvePackageDir('@tensorflow/tfjs-backend-wasm');
   if (!packageDir) return 'package not installed';
   if (!sharesTfjsCore(packageDir)) return '@tensorflow/tfjs-backend-wasm resolves another copy of @tensorflow/tfjs-core';
-  let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
+  let wasm: typeof WasmBackend;
   try {
     wasm = await import('@tensorflow/tfjs-backend-wasm');
   } catch (error) {

@@ -83,7 +83,9 @@ export function modelFilesFromArtifacts(artifacts: ModelArtifacts): ModelFiles {
   if (artifacts.modelTopology instanceof ArrayBuffer || !artifacts.modelTopology) {
     throw new Error('only layers models with a JSON topology can be saved');
   }
-  const { weightSpecs = [], weightData, modelTopology, getWeightStream: _stream, ...rest } = artifacts;
+  // getWeightStream is a function: it has no place in model.json.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { weightSpecs = [], weightData, modelTopology, getWeightStream, ...rest } = artifacts;
   const data = weightData === undefined ? new ArrayBuffer(0) : concatBytes(asArray(weightData).map((b) => new Uint8Array(b)));
   const json: ModelJSON = {
     format: 'layers-model',
