@@ -131,6 +131,16 @@ describe('caching', () => {
     expect(rig.read('shout.txt')).toBe('hi 1\n');
   });
 
+  it('removes a stage\'s outs before its command runs again', async () => {
+    const rig = project();
+    await rig.runJson();
+    rig.write('side.txt', 'stale\n');
+    rig.write('headstart.yaml', PIPELINE.replace('echo side > side.txt', 'test ! -e side.txt && echo fresh > side.txt'));
+    const rerun = await rig.runJson();
+    expect(rerun.statuses.side).toBe('ran');
+    expect(rig.read('side.txt')).toBe('fresh\n');
+  });
+
   it('prints one line per stage without --json', async () => {
     const rig = project();
     const first = await rig.run('run', '--jobs', '1');

@@ -43,6 +43,8 @@ export default defineStep<ShellParams>({
   deps: (params) => params.deps,
   async run(ctx) {
     const { execa } = await import('execa');
+    // Like DVC: outs belong to the stage, so a re-run starts without the previous run's files.
+    for (const path of Object.values(outsByName(ctx.params.outs))) await rm(resolve(ctx.workdir, path), { recursive: true, force: true });
     const stderrTail: string[] = [];
     const child = execa(ctx.params.run, {
       shell: true,
