@@ -1,5 +1,6 @@
 import type { Reporter, StageOutcome } from '@headstart/core';
 import { formatFailure } from '@headstart/core';
+import { createProgressBars } from './progress-bars.js';
 
 export interface ReporterOptions {
   /** Step output and stage lines go to stderr (so stdout stays one JSON document). */
@@ -30,24 +31,21 @@ export function describeOutcome(outcome: StageOutcome): string {
   }
 }
 
-/** One line per stage; step output prefixed with the stage id; progress as a redrawn line on a TTY only. */
+/** One line per stage; step output prefixed with the stage id; progress bars on a TTY only. */
 export function createReporter(options: ReporterOptions): Reporter & { failures(): StageOutcome[] } {
   const out = options.json ? process.stderr : process.stdout;
   const failed: StageOutcome[] = [];
-  let progressShown = false;
-  const clearProgress = () => {
-    if (progressShown) process.stderr.write('\r\x1b[K');
-    progressShown = false;
-  };
+  const bars = options.tty && !options.quiet ? createProgressBars() : undefined;
   const line = (stream: NodeJS.WriteStream, text: string) => {
-    clearProgress();
-    stream.write(`${text}\n`);
+    if (bars) bars.log(stream, text);
+    else stream.write(`${text}\n`);
   };
   return {
     stageStarted(id) {
       if (options.tty && !options.quiet) line(out, `  ${id}: running`);
     },
     stageFinished(outcome) {
+      bars?.finish(outcome.id);
       if (outcome.status === 'failed') failed.push(outcome);
       line(out, describeOutcome(outcome));
       if (outcome.failure) line(process.stderr, formatFailure(outcome.failure));
@@ -57,10 +55,7 @@ export function createReporter(options: ReporterOptions): Reporter & { failures(
       line(options.json || level === 'warn' ? process.stderr : out, `[${stage}] ${level === 'warn' ? 'warning: ' : ''}${message}`);
     },
     progress(stage, done, total, unit) {
-      if (!options.tty || options.quiet) return;
-      const of = total ? `/${total}` : '';
-      process.stderr.write(`\r\x1b[K[${stage}] ${done}${of}${unit ? ` ${unit}` : ''}`);
-      progressShown = true;
+      bars?.update(stage, done, total, unit);
     },
     warn(message) {
       line(process.stderr, `warning: ${message}`);

@@ -23,7 +23,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const badTargets = unknownTargets(pipeline, [...flags.stage, ...flags.force]);
   if (badTargets.length > 0) return printFailures(badTargets);
 
-  const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stderr.isTTY === true });
+  const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stdout.isTTY === true && process.stderr.isTTY === true });
   const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
   const interrupt = new AbortController();
   // `on`, not `once`: execa's exit hook re-raises a signal that has no listener left, killing us mid-cleanup.

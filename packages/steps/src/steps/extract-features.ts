@@ -57,10 +57,8 @@ export default defineStep<Params>({
       let done = 0;
       const started = performance.now();
       for (const split of splits) {
-        done = await extractSplit(tf, base, dataset, out, split, ctx.params.batch_size, defaultMemoryBudget(backend), ctx.signal, (n) => {
-          const seconds = (performance.now() - started) / 1000;
-          ctx.progress(done + n, total, `images (${((done + n) / seconds).toFixed(1)}/s)`);
-        }) + done;
+        const offset = done;
+        done += await extractSplit(tf, base, dataset, out, split, ctx.params.batch_size, defaultMemoryBudget(backend), ctx.signal, (n) => ctx.progress(offset + n, total, 'images'));
       }
       const seconds = (performance.now() - started) / 1000;
       ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}`);
