@@ -71,9 +71,12 @@ export class FileHasher {
     return hash;
   }
 
-  /** Records a hash we computed while writing the file ourselves (cache objects). */
-  remember(path: string, stat: Stats, hash: Sha256Hex): void {
-    if (Date.now() - stat.mtimeMs < RACY_WINDOW_MS && !path.includes(`${sep}objects${sep}`)) {
+  /**
+   * Records a file's hash. `immutable` is for files we wrote ourselves and never change (cache
+   * objects): they need no guard against a second write within the same mtime tick.
+   */
+  remember(path: string, stat: Stats, hash: Sha256Hex, immutable = false): void {
+    if (!immutable && Date.now() - stat.mtimeMs < RACY_WINDOW_MS) {
       this.entries.delete(path);
       return;
     }

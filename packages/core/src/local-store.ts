@@ -76,7 +76,7 @@ export class LocalStore implements ObjectStore {
     await fsyncFile(source);
     chmodSync(source, 0o444);
     await rename(source, path);
-    this.hasher.remember(path, statSync(path), hash);
+    this.hasher.remember(path, statSync(path), hash, true);
   }
 
   async putBytes(hash: Sha256Hex, bytes: string | Uint8Array): Promise<void> {
