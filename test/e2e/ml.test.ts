@@ -60,6 +60,17 @@ describe('the transfer-learning steps on mnist-tiny', () => {
     expect(maxDifference).toBeLessThan(1e-4);
   });
 
+  it('feature extraction on two worker threads writes exactly what one thread writes', async () => {
+    const [one, two] = [tinyProject(), tinyProject()];
+    const single = await one.run('run', '--stage', 'features', '--workers', '1');
+    const parallel = await two.run('run', '--stage', 'features', '--workers', '2');
+    expect([single.exitCode, parallel.exitCode]).toEqual([0, 0]);
+    expect(parallel.stdout).toContain('× 2 workers');
+    expect(single.stdout).not.toContain('workers');
+    const featuresHash = (rig: Rig) => rig.lockfile().stages['features']!.outputs['features']!.hash;
+    expect(featuresHash(two)).toBe(featuresHash(one));
+  });
+
   it('a backend that cannot load here is a user error naming why', async () => {
     const rig = tinyProject();
     const result = await rig.run('run', '--backend', 'tensorflow', '--stage', 'features');

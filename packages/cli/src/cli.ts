@@ -40,6 +40,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('-q, --quiet', 'no step output, only a line per stage')
     .addOption(new Option('--backend <name>', 'ML backend').choices(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
+    .option('--workers <n>', 'worker threads for feature extraction (default: number of cores)', positiveInteger)
     .action(action(async () => (await import('./commands/run.js')).runCommand));
 
   pipelineOptions(program.command('status').description('say which stages are up to date and why the others would run'))

@@ -13,10 +13,12 @@ interface RunFlags extends PipelineFlags {
   keepGoing?: boolean;
   quiet?: boolean;
   backend?: string;
+  workers?: number;
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
   if (flags.backend) process.env['HEADSTART_BACKEND'] = flags.backend;
+  if (flags.workers) process.env['HEADSTART_WORKERS'] = String(flags.workers);
   const loaded = await loadForCommand(file, flags);
   if (!loaded.ok) return loaded.exitCode;
   const { pipeline } = loaded;

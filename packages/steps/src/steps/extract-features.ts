@@ -1,13 +1,17 @@
+import { existsSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { defineStep } from '@headstart/core';
-import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split } from '../data/dataset.js';
+import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split, type SplitBatch } from '../data/dataset.js';
 import { featureFiles, prepareSplitDir, writeFeatureMetadata } from '../ml/features.js';
+import { ExtractionPool } from '../ml/worker-pool.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import type { BaseModel } from '../runtime/base-model.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { NpyWriter } from '../runtime/npy.js';
 import { toModelInput } from '../runtime/preprocessing.js';
-import { loadBase } from '../runtime/zoo.js';
+import { loadBase, type LoadBaseOptions } from '../runtime/zoo.js';
 
 interface Params {
   base: string;
@@ -41,56 +45,65 @@ export default defineStep<Params>({
     const dataset = ctx.inputs['dataset']!;
     const out = ctx.outputs['features']!;
     const preprocessing = await readPreprocessing(dataset);
-    const base = await loadBase(tf, ctx.params.base, {
+    const baseOptions: Omit<LoadBaseOptions, 'signal' | 'log'> = {
       cacheDir: ctx.cacheDir,
       baseDir: ctx.workdir,
       inputSize: preprocessing.size,
       pooling: ctx.params.pooling,
-      signal: ctx.signal,
-      log: (line) => ctx.log.info(line),
       ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}),
       ...(ctx.params.layer ? { layer: ctx.params.layer } : {}),
-    });
+    };
+    const base = await loadBase(tf, ctx.params.base, { ...baseOptions, signal: ctx.signal, log: (line) => ctx.log.info(line) });
+    const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
+    const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
+    const workers = workerCount(total, ctx.params.batch_size);
+    const pool = workers > 1 ? await ExtractionPool.start(workers, { backend, ref: ctx.params.base, options: baseOptions, size: preprocessing.size, batchSize: ctx.params.batch_size }) : undefined;
     try {
-      const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
-      const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
+      const budget = defaultMemoryBudget(backend);
+      const featuresOf = (batches: AsyncIterable<SplitBatch>, size: number) => (pool ? pool.extract(batches, ctx.signal) : extractHere(tf, base, batches, size, ctx.params.batch_size, budget, ctx.signal));
       let done = 0;
       const started = performance.now();
       for (const split of splits) {
         const offset = done;
-        done += await extractSplit(tf, base, dataset, out, split, ctx.params.batch_size, defaultMemoryBudget(backend), ctx.signal, (n) => ctx.progress(offset + n, total, 'images'));
+        done += await extractSplit(featuresOf, base.info.featureShape, dataset, out, split, ctx.params.batch_size, (n) => ctx.progress(offset + n, total, 'images'));
       }
       const seconds = (performance.now() - started) / 1000;
-      ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}`);
+      ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}${pool ? ` × ${workers} workers` : ''}`);
       await writeFeatureMetadata(out, dataset, { ref: ctx.params.base, ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}), inputSize: preprocessing.size, info: base.info });
-      return { info: { backend }, metrics: { images_per_second: Math.round((done / seconds) * 10) / 10 } };
+      return { info: { backend, workers }, metrics: { images_per_second: Math.round((done / seconds) * 10) / 10 } };
     } finally {
+      await pool?.close();
       base.dispose();
     }
   },
 });
 
-/** Streams one split through the base, a batch at a time, into `<out>/<split>/features.npy`. */
-async function extractSplit(
-  tf: Tf, base: BaseModel, dataset: string, out: string, split: Split, batchSize: number, budget: number,
-  signal: AbortSignal, progress: (doneInSplit: number) => void,
-): Promise<number> {
+type FeaturesOf = (batches: AsyncIterable<SplitBatch>, size: number) => AsyncIterable<Float32Array>;
+
+/**
+ * Worker threads for extraction: $HEADSTART_WORKERS (the CLI's --workers), else one per core; one when
+ * the work is too small to pay for starting them, or when running from TypeScript sources (tests),
+ * where the worker script is not compiled.
+ */
+function workerCount(images: number, batchSize: number): number {
+  const requested = Number(process.env['HEADSTART_WORKERS'] ?? availableParallelism());
+  const workerScript = fileURLToPath(new URL('../ml/extract-worker.js', import.meta.url));
+  if (!Number.isInteger(requested) || requested < 2 || !existsSync(workerScript)) return 1;
+  return images >= requested * batchSize * 4 ? requested : 1;
+}
+
+/** Streams one split's features, in order, into `<out>/<split>/features.npy`. */
+async function extractSplit(featuresOf: FeaturesOf, featureShape: number[], dataset: string, out: string, split: Split, batchSize: number, progress: (doneInSplit: number) => void): Promise<number> {
   const source = await openSplit(dataset, split);
   await prepareSplitDir(out, split);
   const files = featureFiles(out, split);
-  const writer = await NpyWriter.create(files.features, { dtype: 'float32', shape: [null, ...base.info.featureShape] });
+  const writer = await NpyWriter.create(files.features, { dtype: 'float32', shape: [null, ...featureShape] });
+  const rowSize = featureShape.reduce((a, b) => a * b, 1);
   let done = 0;
   try {
-    for await (const batch of source.batches(batchSize)) {
-      signal.throwIfAborted();
-      checkMemory(tf, budget, tensorBytes([batch.count, source.size, source.size, 3]) * 3, `a batch of ${batch.count} images`);
-      const features = tf.tidy(() => {
-        const pixels = tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32');
-        return base.predict(toModelInput(tf, pixels, base.preprocessing), batchSize);
-      });
-      await writer.append((await features.data()) as Float32Array);
-      features.dispose();
-      done += batch.count;
+    for await (const features of featuresOf(source.batches(batchSize), source.size)) {
+      await writer.append(features);
+      done += features.length / rowSize;
       progress(done);
     }
     await writer.close();
@@ -100,4 +113,19 @@ async function extractSplit(
   }
   await copyFile(splitFiles(dataset, split).labels, files.labels);
   return done;
+}
+
+/** The single-thread path: the base in this thread, a batch at a time. */
+async function* extractHere(tf: Tf, base: BaseModel, batches: AsyncIterable<SplitBatch>, size: number, batchSize: number, budget: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
+  for await (const batch of batches) {
+    signal.throwIfAborted();
+    checkMemory(tf, budget, tensorBytes([batch.count, size, size, 3]) * 3, `a batch of ${batch.count} images`);
+    const features = tf.tidy(() => {
+      const pixels = tf.tensor4d(batch.images, [batch.count, size, size, 3], 'int32');
+      return base.predict(toModelInput(tf, pixels, base.preprocessing), batchSize);
+    });
+    const data = (await features.data()) as Float32Array;
+    features.dispose();
+    yield data;
+  }
 }
