@@ -23,6 +23,17 @@ export interface TrainingParams extends OptimizerParams {
   early_stopping: EarlyStopping | null;
 }
 
+const ACTIVATION = { enum: ['relu', 'relu6', 'elu', 'selu', 'tanh', 'sigmoid', 'swish', 'linear'], default: 'relu' } as const;
+
+/** Schemas of the layers both train-head's `layers:` and train's `layers:` accept. */
+export const LAYER_SCHEMAS = {
+  dense: { type: 'object', additionalProperties: false, required: ['dense'], properties: { dense: { type: 'integer', minimum: 1 }, activation: ACTIVATION } },
+  conv: { type: 'object', additionalProperties: false, required: ['conv'], properties: { conv: { type: 'integer', minimum: 1 }, kernel: { type: 'integer', minimum: 1, default: 3 }, activation: ACTIVATION } },
+  maxPool: { type: 'object', additionalProperties: false, required: ['max_pool'], properties: { max_pool: { type: 'integer', minimum: 2 } } },
+  dropout: { type: 'object', additionalProperties: false, required: ['dropout'], properties: { dropout: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
+  batchNorm: { type: 'object', additionalProperties: false, required: ['batch_norm'], properties: { batch_norm: { const: true } } },
+} as const;
+
 /** Schema fragments shared by the training steps, so their parameters read the same. */
 export const TRAINING_PARAMS = {
   optimizer: { enum: ['adam', 'sgd', 'rmsprop'], default: 'adam' },

@@ -4,7 +4,7 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
-import { TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { loadBase } from '../runtime/zoo.js';
 
@@ -15,8 +15,6 @@ interface Params extends TrainingParams {
   binary: boolean;
   class_weight: 'balanced' | null;
 }
-
-const ACTIVATIONS = ['relu', 'relu6', 'elu', 'selu', 'tanh', 'sigmoid', 'swish', 'linear'] as const;
 
 export default defineStep<Params>({
   name: 'train-head',
@@ -31,11 +29,7 @@ export default defineStep<Params>({
         default: [{ dense: 128, activation: 'relu' }, { dropout: 0.2 }],
         description: 'hidden layers; the output layer is added from the class count',
         items: {
-          oneOf: [
-            { type: 'object', additionalProperties: false, required: ['dense'], properties: { dense: { type: 'integer', minimum: 1 }, activation: { enum: [...ACTIVATIONS], default: 'relu' } } },
-            { type: 'object', additionalProperties: false, required: ['dropout'], properties: { dropout: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
-            { type: 'object', additionalProperties: false, required: ['batch_norm'], properties: { batch_norm: { const: true } } },
-          ],
+          oneOf: [LAYER_SCHEMAS.dense, LAYER_SCHEMAS.dropout, LAYER_SCHEMAS.batchNorm],
         },
       },
       binary: { type: 'boolean', default: false, description: 'two classes with one sigmoid output instead of softmax' },

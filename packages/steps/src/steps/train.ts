@@ -4,7 +4,7 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, readPreprocessing, type Split } from '../data/dataset.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
-import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
@@ -21,7 +21,6 @@ interface Params extends TrainingParams {
   layers: LayerSpec[];
 }
 
-const ACTIVATION = { enum: ['relu', 'relu6', 'elu', 'selu', 'tanh', 'sigmoid', 'swish', 'linear'], default: 'relu' };
 /** Pixels scaled to [0, 1], like the zoo's bases. */
 const RANGE: [number, number] = [0, 1];
 
@@ -39,13 +38,7 @@ export default defineStep<Params>({
         default: [{ conv: 32 }, { max_pool: 2 }, { conv: 64 }, { max_pool: 2 }, { conv: 64 }, { dense: 128 }, { dropout: 0.3 }],
         description: 'conv / max_pool layers, then dense / dropout; a flatten goes before the first dense, the softmax output is added',
         items: {
-          oneOf: [
-            { type: 'object', additionalProperties: false, required: ['conv'], properties: { conv: { type: 'integer', minimum: 1 }, kernel: { type: 'integer', minimum: 1, default: 3 }, activation: ACTIVATION } },
-            { type: 'object', additionalProperties: false, required: ['max_pool'], properties: { max_pool: { type: 'integer', minimum: 2 } } },
-            { type: 'object', additionalProperties: false, required: ['dense'], properties: { dense: { type: 'integer', minimum: 1 }, activation: ACTIVATION } },
-            { type: 'object', additionalProperties: false, required: ['dropout'], properties: { dropout: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } } },
-            { type: 'object', additionalProperties: false, required: ['batch_norm'], properties: { batch_norm: { const: true } } },
-          ],
+          oneOf: [LAYER_SCHEMAS.conv, LAYER_SCHEMAS.maxPool, LAYER_SCHEMAS.dense, LAYER_SCHEMAS.dropout, LAYER_SCHEMAS.batchNorm],
         },
       },
       optimizer: TRAINING_PARAMS.optimizer,
