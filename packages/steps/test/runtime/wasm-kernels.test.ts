@@ -1,45 +1,9 @@
 import type { NamedAttrMap, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { loadBackend, registerWasmKernels } from '../../src/runtime/index.js';
+import { registerWasmKernels } from '../../src/runtime/index.js';
+import { SIZES, onWasmAndCpu, outSize, relativeError, tf, type Pad } from './kernel-test-helpers.js';
 
-const { tf } = await loadBackend('wasm');
-
-type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 const EXPLICIT: Pad = [[0, 0], [2, 1], [0, 2], [0, 0]];
-
-/** Runs `compute` on wasm, then on cpu (fresh tensors each time); checks the shapes agree, returns the values. */
-async function onWasmAndCpu(compute: () => Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
-  const run = (backend: string) => {
-    expect(tf.getBackend()).toBe(backend);
-    const outputs = tf.tidy(compute);
-    const result = { values: outputs.map((t) => t.dataSync() as Float32Array), shapes: outputs.map((t) => t.shape) };
-    tf.dispose(outputs);
-    return result;
-  };
-  const onWasm = run('wasm');
-  await loadBackend('cpu'); // not tf.setBackend: loadBackend also silences tfjs's cpu banner
-  try {
-    const onCpu = run('cpu');
-    expect(onWasm.shapes).toEqual(onCpu.shapes);
-    return [onWasm.values, onCpu.values];
-  } finally {
-    await loadBackend('wasm');
-  }
-}
-
-/** max |a − b| / max |b|. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  const scale = Math.max(...Array.from(b, Math.abs));
-  return Math.max(...Array.from(a, (v, i) => Math.abs(v - (b[i] ?? Number.NaN)))) / scale;
-}
-
-function outSize(size: number, k: number, stride: number, pad: Pad, side: 1 | 2): number {
-  if (pad === 'same') return Math.ceil(size / stride);
-  if (pad === 'valid') return Math.ceil((size - k + 1) / stride);
-  const [before, after] = pad[side];
-  return Math.floor((size + before + after - k) / stride) + 1;
-}
 
 interface Case {
   padName: string;
@@ -50,12 +14,6 @@ interface Case {
   w: number;
 }
 
-/** Odd and even sizes; the small one gives maps of at most 3×3, which some kernels treat apart. */
-const SIZES: [number, number][] = [
-  [7, 10],
-  [8, 11],
-  [3, 2],
-];
 const cases: Case[] = [];
 for (const stride of [1, 2])
   for (const k of [1, 3, 5])
