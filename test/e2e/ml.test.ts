@@ -71,6 +71,16 @@ describe('the transfer-learning steps on mnist-tiny', () => {
     expect(featuresHash(two)).toBe(featuresHash(one));
   });
 
+  it('evaluation on two worker threads reports exactly what one thread reports', async () => {
+    const [one, two] = [tinyProject(), tinyProject()];
+    const args = ['run', '--set', 'params.per_class=60', '--set', 'eval.batch_size=8'];
+    expect((await one.run(...args, '--workers', '1')).exitCode).toBe(0);
+    expect((await two.run(...args, '--workers', '2')).exitCode).toBe(0);
+    const lock = (rig: Rig) => rig.lockfile() as unknown as { stages: Record<string, { outputs: Record<string, { hash: string }>; info: Record<string, unknown> }> };
+    expect([lock(one).stages['eval']!.info['workers'], lock(two).stages['eval']!.info['workers']]).toEqual([1, 2]);
+    expect(lock(two).stages['eval']!.outputs['metrics']!.hash).toBe(lock(one).stages['eval']!.outputs['metrics']!.hash);
+  });
+
   it('a backend that cannot load here is a user error naming why', async () => {
     const rig = tinyProject();
     const result = await rig.run('run', '--backend', 'tensorflow', '--stage', 'features');

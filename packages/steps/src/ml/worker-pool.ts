@@ -1,15 +1,31 @@
 import { Worker } from 'node:worker_threads';
 import type { SplitBatch } from '../data/dataset.js';
-import type { BatchRequest, WorkerSetup } from './extract-worker.js';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { BatchRequest, WorkerSetup } from './predict-worker.js';
 
-type Reply = { id: number; features: Float32Array } | { id: number; error: string };
+type Reply = { id: number; output: Float32Array } | { id: number; error: string };
+
+const WORKER_SCRIPT = new URL('./predict-worker.js', import.meta.url);
 
 /**
- * Feature extraction over `count` worker threads, each with its own backend and base. Batches go out
- * round-robin, at most two per worker in flight (memory stays bounded), and come back in input order,
- * so the output is the single-thread output.
+ * Worker threads for running a model over image batches: $HEADSTART_WORKERS (the CLI's --workers),
+ * else one per core; one when the work is too small to pay for starting them, or when running from
+ * TypeScript sources (tests), where the worker script is not compiled.
  */
-export class ExtractionPool {
+export function workerCount(images: number, batchSize: number): number {
+  const requested = Number(process.env['HEADSTART_WORKERS'] ?? availableParallelism());
+  if (!Number.isInteger(requested) || requested < 2 || !existsSync(fileURLToPath(WORKER_SCRIPT))) return 1;
+  return images >= requested * batchSize * 4 ? requested : 1;
+}
+
+/**
+ * A model run over `count` worker threads, each with its own backend and copy of the model. Batches go
+ * out round-robin, at most two per worker in flight (memory stays bounded), and come back in input
+ * order, so the output is the single-thread output.
+ */
+export class PredictionPool {
   private readonly pending = new Map<number, { resolve(features: Float32Array): void; reject(error: Error): void }>();
   private nextId = 0;
 
@@ -20,18 +36,17 @@ export class ExtractionPool {
     }
   }
 
-  static async start(count: number, setup: WorkerSetup): Promise<ExtractionPool> {
-    const url = new URL('./extract-worker.js', import.meta.url);
-    const workers = Array.from({ length: count }, () => new Worker(url, { workerData: setup }));
+  static async start(count: number, setup: WorkerSetup): Promise<PredictionPool> {
+    const workers = Array.from({ length: count }, () => new Worker(WORKER_SCRIPT, { workerData: setup }));
     await Promise.all(workers.map((worker) => new Promise<void>((resolve, reject) => {
       worker.once('error', reject);
       worker.once('message', (message) => (message === 'ready' ? resolve() : reject(new Error(`worker said ${String(message)}`))));
     })));
-    return new ExtractionPool(workers);
+    return new PredictionPool(workers);
   }
 
-  /** Features of every batch, in order. */
-  async *extract(batches: AsyncIterable<SplitBatch>, signal: AbortSignal): AsyncGenerator<Float32Array> {
+  /** The model's output for every batch, in order. */
+  async *predict(batches: AsyncIterable<SplitBatch>, signal: AbortSignal): AsyncGenerator<Float32Array> {
     const inFlight: Promise<Float32Array>[] = [];
     for await (const batch of batches) {
       signal.throwIfAborted();
@@ -63,7 +78,7 @@ export class ExtractionPool {
     if (!waiter) return;
     this.pending.delete(reply.id);
     if ('error' in reply) waiter.reject(new Error(reply.error));
-    else waiter.resolve(reply.features);
+    else waiter.resolve(reply.output);
   }
 
   private failAll(error: Error): void {

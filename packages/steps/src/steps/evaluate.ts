@@ -2,10 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
-import { SPLITS, openSplit, type Split } from '../data/dataset.js';
+import { SPLITS, openSplit, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { classificationReport, confusionTable, type ClassificationReport } from '../ml/metrics.js';
 import { loadModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
-import { loadBackend, type Tf } from '../runtime/backend.js';
+import { PredictionPool, workerCount } from '../ml/worker-pool.js';
+import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { toModelInput } from '../runtime/preprocessing.js';
 
 const GATED_METRICS = ['accuracy', 'top_k_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc'] as const;
@@ -48,11 +49,11 @@ export default defineStep<Params>({
       if (source.classes.join('\n') !== metadata.classes.join('\n')) {
         throw new StepUserError(`the dataset's classes (${source.classes.join(', ')}) are not the model's (${metadata.classes.join(', ')})`);
       }
-      const { labels, probabilities } = await predictSplit(tf, model, metadata, source, ctx.params.batch_size, ctx.signal, (done) => ctx.progress(done, source.count, 'images'));
+      const { labels, probabilities, workers } = await predictSplit(tf, model, metadata, source, { modelDir: ctx.inputs['model']!, backend, batchSize: ctx.params.batch_size }, ctx.signal, (done) => ctx.progress(done, source.count, 'images'));
       const report = classificationReport(labels, probabilities, metadata.classes, Math.min(ctx.params.top_k, metadata.classes.length));
       await writeFile(join(ctx.outputs['metrics']!, 'metrics.json'), `${JSON.stringify({ split: ctx.params.split, ...report }, null, 2)}\n`);
       logReport(report, ctx.params.split, (line) => ctx.log.info(line));
-      return { info: { backend }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
+      return { info: { backend, workers }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
     } finally {
       model.dispose();
     }
@@ -60,28 +61,41 @@ export default defineStep<Params>({
 });
 
 async function predictSplit(
-  tf: Tf, model: Tfjs.LayersModel, metadata: ModelMetadata, source: Awaited<ReturnType<typeof openSplit>>, batchSize: number,
+  tf: Tf, model: Tfjs.LayersModel, metadata: ModelMetadata, source: PreprocessedSplit, o: { modelDir: string; backend: BackendName; batchSize: number },
   signal: AbortSignal, progress: (done: number) => void,
-): Promise<{ labels: Int32Array; probabilities: Float32Array }> {
+): Promise<{ labels: Int32Array; probabilities: Float32Array; workers: number }> {
   const classCount = metadata.classes.length;
-  const labels = new Int32Array(source.count);
+  const labels = await source.readLabels();
   const probabilities = new Float32Array(source.count * classCount);
-  let done = 0;
+  const workers = workerCount(source.count, o.batchSize);
+  const pool = workers > 1 ? await PredictionPool.start(workers, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: source.size, batchSize: o.batchSize }) : undefined;
+  try {
+    const outputs = pool ? pool.predict(source.batches(o.batchSize), signal) : predictHere(tf, model, metadata, source, o.batchSize, signal);
+    let done = 0;
+    for await (const output of outputs) {
+      const rows = metadata.binary ? output.length : output.length / classCount;
+      // A binary model's one sigmoid column p becomes the two columns (1 − p, p).
+      probabilities.set(metadata.binary ? Float32Array.from({ length: rows * 2 }, (_, i) => (i % 2 ? output[i >> 1]! : 1 - output[i >> 1]!)) : output, done * classCount);
+      done += rows;
+      progress(done);
+    }
+  } finally {
+    await pool?.close();
+  }
+  return { labels, probabilities, workers };
+}
+
+async function* predictHere(tf: Tf, model: Tfjs.LayersModel, metadata: ModelMetadata, source: PreprocessedSplit, batchSize: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
   for await (const batch of source.batches(batchSize)) {
     signal.throwIfAborted();
     const output = tf.tidy(() => {
       const pixels = tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32');
-      const predicted = model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
-      // A binary model's one sigmoid column p becomes the two columns (1 − p, p).
-      return metadata.binary ? tf.concat([tf.sub(1, predicted), predicted], 1) : predicted;
+      return model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
     });
-    probabilities.set((await output.data()) as Float32Array, done * classCount);
+    const data = (await output.data()) as Float32Array;
     output.dispose();
-    labels.set(batch.labels, done);
-    done += batch.count;
-    progress(done);
+    yield data;
   }
-  return { labels, probabilities };
 }
 
 function headlineMetrics(report: ClassificationReport): Record<string, number> {

@@ -1,11 +1,8 @@
-import { existsSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { defineStep } from '@headstart/core';
 import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split, type SplitBatch } from '../data/dataset.js';
 import { featureFiles, prepareSplitDir, writeFeatureMetadata } from '../ml/features.js';
-import { ExtractionPool } from '../ml/worker-pool.js';
+import { PredictionPool, workerCount } from '../ml/worker-pool.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import type { BaseModel } from '../runtime/base-model.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
@@ -57,10 +54,10 @@ export default defineStep<Params>({
     const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
     const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
     const workers = workerCount(total, ctx.params.batch_size);
-    const pool = workers > 1 ? await ExtractionPool.start(workers, { backend, ref: ctx.params.base, options: baseOptions, size: preprocessing.size, batchSize: ctx.params.batch_size }) : undefined;
+    const pool = workers > 1 ? await PredictionPool.start(workers, { backend, model: { kind: 'base', ref: ctx.params.base, options: baseOptions }, size: preprocessing.size, batchSize: ctx.params.batch_size }) : undefined;
     try {
       const budget = defaultMemoryBudget(backend);
-      const featuresOf = (batches: AsyncIterable<SplitBatch>, size: number) => (pool ? pool.extract(batches, ctx.signal) : extractHere(tf, base, batches, size, ctx.params.batch_size, budget, ctx.signal));
+      const featuresOf = (batches: AsyncIterable<SplitBatch>, size: number) => (pool ? pool.predict(batches, ctx.signal) : extractHere(tf, base, batches, size, ctx.params.batch_size, budget, ctx.signal));
       let done = 0;
       const started = performance.now();
       for (const split of splits) {
@@ -79,18 +76,6 @@ export default defineStep<Params>({
 });
 
 type FeaturesOf = (batches: AsyncIterable<SplitBatch>, size: number) => AsyncIterable<Float32Array>;
-
-/**
- * Worker threads for extraction: $HEADSTART_WORKERS (the CLI's --workers), else one per core; one when
- * the work is too small to pay for starting them, or when running from TypeScript sources (tests),
- * where the worker script is not compiled.
- */
-function workerCount(images: number, batchSize: number): number {
-  const requested = Number(process.env['HEADSTART_WORKERS'] ?? availableParallelism());
-  const workerScript = fileURLToPath(new URL('../ml/extract-worker.js', import.meta.url));
-  if (!Number.isInteger(requested) || requested < 2 || !existsSync(workerScript)) return 1;
-  return images >= requested * batchSize * 4 ? requested : 1;
-}
 
 /** Streams one split's features, in order, into `<out>/<split>/features.npy`. */
 async function extractSplit(featuresOf: FeaturesOf, featureShape: number[], dataset: string, out: string, split: Split, batchSize: number, progress: (doneInSplit: number) => void): Promise<number> {
