@@ -4,7 +4,7 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { SPLITS, openSplit, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { classificationReport, confusionTable, type ClassificationReport } from '../ml/metrics.js';
-import { loadModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
+import { loadModelArtifact, readModelMetadata, type ModelMetadata } from '../ml/model-artifact.js';
 import { PredictionPool, workerCount } from '../ml/worker-pool.js';
 import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { toModelInput } from '../runtime/preprocessing.js';
@@ -43,25 +43,21 @@ export default defineStep<Params>({
   outputs: ['metrics'],
   async run(ctx) {
     const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
-    const { model, metadata } = await loadModelArtifact(tf, ctx.inputs['model']!);
-    try {
-      const source = await openSplit(ctx.inputs['dataset']!, ctx.params.split);
-      if (source.classes.join('\n') !== metadata.classes.join('\n')) {
-        throw new StepUserError(`the dataset's classes (${source.classes.join(', ')}) are not the model's (${metadata.classes.join(', ')})`);
-      }
-      const { labels, probabilities, workers } = await predictSplit(tf, model, metadata, source, { modelDir: ctx.inputs['model']!, backend, batchSize: ctx.params.batch_size }, ctx.signal, (done) => ctx.progress(done, source.count, 'images'));
-      const report = classificationReport(labels, probabilities, metadata.classes, Math.min(ctx.params.top_k, metadata.classes.length));
-      await writeFile(join(ctx.outputs['metrics']!, 'metrics.json'), `${JSON.stringify({ split: ctx.params.split, ...report }, null, 2)}\n`);
-      logReport(report, ctx.params.split, (line) => ctx.log.info(line));
-      return { info: { backend, workers }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
-    } finally {
-      model.dispose();
+    const metadata = await readModelMetadata(ctx.inputs['model']!);
+    const source = await openSplit(ctx.inputs['dataset']!, ctx.params.split);
+    if (source.classes.join('\n') !== metadata.classes.join('\n')) {
+      throw new StepUserError(`the dataset's classes (${source.classes.join(', ')}) are not the model's (${metadata.classes.join(', ')})`);
     }
+    const { labels, probabilities, workers } = await predictSplit(tf, metadata, source, { modelDir: ctx.inputs['model']!, backend, batchSize: ctx.params.batch_size }, ctx.signal, (done) => ctx.progress(done, source.count, 'images'));
+    const report = classificationReport(labels, probabilities, metadata.classes, Math.min(ctx.params.top_k, metadata.classes.length));
+    await writeFile(join(ctx.outputs['metrics']!, 'metrics.json'), `${JSON.stringify({ split: ctx.params.split, ...report }, null, 2)}\n`);
+    logReport(report, ctx.params.split, (line) => ctx.log.info(line));
+    return { info: { backend, workers }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
   },
 });
 
 async function predictSplit(
-  tf: Tf, model: Tfjs.LayersModel, metadata: ModelMetadata, source: PreprocessedSplit, o: { modelDir: string; backend: BackendName; batchSize: number },
+  tf: Tf, metadata: ModelMetadata, source: PreprocessedSplit, o: { modelDir: string; backend: BackendName; batchSize: number },
   signal: AbortSignal, progress: (done: number) => void,
 ): Promise<{ labels: Int32Array; probabilities: Float32Array; workers: number }> {
   const classCount = metadata.classes.length;
@@ -70,7 +66,7 @@ async function predictSplit(
   const workers = workerCount(source.count, o.batchSize);
   const pool = workers > 1 ? await PredictionPool.start(workers, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: source.size, batchSize: o.batchSize }) : undefined;
   try {
-    const outputs = pool ? pool.predict(source.batches(o.batchSize), signal) : predictHere(tf, model, metadata, source, o.batchSize, signal);
+    const outputs = pool ? pool.predict(source.batches(o.batchSize), signal) : predictHere(tf, o.modelDir, source, o.batchSize, signal);
     let done = 0;
     for await (const output of outputs) {
       const rows = metadata.binary ? output.length : output.length / classCount;
@@ -85,16 +81,22 @@ async function predictSplit(
   return { labels, probabilities, workers };
 }
 
-async function* predictHere(tf: Tf, model: Tfjs.LayersModel, metadata: ModelMetadata, source: PreprocessedSplit, batchSize: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
-  for await (const batch of source.batches(batchSize)) {
-    signal.throwIfAborted();
-    const output = tf.tidy(() => {
-      const pixels = tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32');
-      return model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
-    });
-    const data = (await output.data()) as Float32Array;
-    output.dispose();
-    yield data;
+/** The single-thread path: the model is loaded here only when no worker does the predicting. */
+async function* predictHere(tf: Tf, modelDir: string, source: PreprocessedSplit, batchSize: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
+  const { model, metadata } = await loadModelArtifact(tf, modelDir);
+  try {
+    for await (const batch of source.batches(batchSize)) {
+      signal.throwIfAborted();
+      const output = tf.tidy(() => {
+        const pixels = tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32');
+        return model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
+      });
+      const data = (await output.data()) as Float32Array;
+      output.dispose();
+      yield data;
+    }
+  } finally {
+    model.dispose();
   }
 }
 
