@@ -6,6 +6,7 @@ import type { Tf } from '../runtime/backend.js';
 import { loadModel, MODEL_JSON, saveModel } from '../runtime/model-io.js';
 import type { Preprocessing } from '../runtime/preprocessing.js';
 import type { BaseRecipe } from './features.js';
+import type { History } from './training.js';
 
 /**
  * A model artifact: tfjs layers format (`model.json` + `weights.bin`) whose `userDefinedMetadata.headstart`
@@ -19,6 +20,17 @@ export interface ModelMetadata {
   /** Names of the layers added on top of the base (trainable in every phase). */
   headLayers: string[];
   binary: boolean;
+  /** Each training phase that produced these weights, oldest first (head, fine-tune…): what a report plots. */
+  history?: PhaseHistory[];
+}
+
+export interface PhaseHistory extends History {
+  phase: string;
+}
+
+/** The metadata with one more training phase recorded. */
+export function withPhase(metadata: ModelMetadata, phase: string, history: History): ModelMetadata {
+  return { ...metadata, history: [...(metadata.history ?? []), { phase, ...history }] };
 }
 
 export async function saveModelArtifact(model: Tfjs.LayersModel, dir: string, metadata: ModelMetadata): Promise<void> {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, type Split } from '../data/dataset.js';
-import { loadModelArtifact, saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
+import { loadModelArtifact, saveModelArtifact, withPhase, type ModelMetadata } from '../ml/model-artifact.js';
 import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js';
 import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
@@ -18,7 +18,7 @@ interface Params extends TrainingParams {
 
 export default defineStep<Params>({
   name: 'fine-tune',
-  version: '1',
+  version: '2',
   description: 'Trains the unfrozen layers at a low learning rate, keeping the best validation epoch',
   params: {
     type: 'object',
@@ -62,7 +62,7 @@ export default defineStep<Params>({
           },
         });
         await writeFile(join(ctx.outputs['history']!, 'history.json'), `${JSON.stringify({ phase: 'fine-tune', cached_boundary: Boolean(split), ...history }, null, 2)}\n`);
-        await saveModelArtifact(model, ctx.outputs['model']!, metadata);
+        await saveModelArtifact(model, ctx.outputs['model']!, withPhase(metadata, 'fine-tune', history));
         return { info: { backend }, metrics: historyMetrics(history) };
       } finally {
         tf.dispose([data.train.x, data.train.y, ...(data.val ? [data.val.x, data.val.y] : [])]);

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
-import { saveModelArtifact } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { loadBase } from '../runtime/zoo.js';
 
@@ -18,7 +18,7 @@ interface Params extends TrainingParams {
 
 export default defineStep<Params>({
   name: 'train-head',
-  version: '1',
+  version: '2',
   description: 'Trains a new classifier head on cached features; outputs the head, base + head, and the history',
   params: {
     type: 'object',
@@ -73,7 +73,7 @@ export default defineStep<Params>({
         },
       });
       await writeFile(join(ctx.outputs['history']!, 'history.json'), `${JSON.stringify({ phase: 'head', ...history }, null, 2)}\n`);
-      await saveHeadAndFullModel(tf, head, featuresDir, ctx.outputs['head']!, ctx.outputs['model']!, { classes, binary: p.binary, cacheDir: ctx.cacheDir, workdir: ctx.workdir });
+      await saveHeadAndFullModel(tf, head, featuresDir, ctx.outputs['head']!, ctx.outputs['model']!, { classes, binary: p.binary, history, cacheDir: ctx.cacheDir, workdir: ctx.workdir });
       return { info: { backend }, metrics: historyMetrics(history) };
     } finally {
       tf.dispose([trainTensors.x, trainTensors.y, ...(valTensors ? [valTensors.x, valTensors.y] : [])]);
@@ -111,10 +111,11 @@ function toTensors(tf: Tf, split: FeatureSplit, classCount: number, binary: bool
  * Saves the head alone, then rebuilds the frozen base the features came from and saves base + head as
  * one model that takes images: the model later steps fine-tune, evaluate and export.
  */
-async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: string, headDir: string, modelDir: string, o: { classes: string[]; binary: boolean; cacheDir: string; workdir: string }): Promise<void> {
+async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: string, headDir: string, modelDir: string, o: { classes: string[]; binary: boolean; history: History; cacheDir: string; workdir: string }): Promise<void> {
   const recipe = await readBaseRecipe(featuresDir);
   const headLayers = head.layers.map((layer) => layer.name);
-  await saveModelArtifact(head, headDir, { classes: o.classes, preprocessing: recipe.info.preprocessing, base: recipe, headLayers, binary: o.binary });
+  const metadata: ModelMetadata = { classes: o.classes, preprocessing: recipe.info.preprocessing, base: recipe, headLayers, binary: o.binary, history: [{ phase: 'head', ...o.history }] };
+  await saveModelArtifact(head, headDir, metadata);
   const base = await loadBase(tf, recipe.ref, {
     cacheDir: o.cacheDir,
     baseDir: o.workdir,
@@ -128,7 +129,7 @@ async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: 
     for (const layer of head.layers.filter((l) => l.getClassName() !== 'InputLayer')) output = layer.apply(output) as Tfjs.SymbolicTensor;
     const full = tf.model({ inputs: base.model.inputs, outputs: output, name: 'base_and_head' });
     for (const layer of full.layers) layer.trainable = headLayers.includes(layer.name);
-    await saveModelArtifact(full, modelDir, { classes: o.classes, preprocessing: recipe.info.preprocessing, base: recipe, headLayers, binary: o.binary });
+    await saveModelArtifact(full, modelDir, metadata);
   } finally {
     base.dispose();
   }

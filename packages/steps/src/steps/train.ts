@@ -26,7 +26,7 @@ const RANGE: [number, number] = [0, 1];
 
 export default defineStep<Params>({
   name: 'train',
-  version: '1',
+  version: '2',
   description: 'Trains a model from scratch on the images (the baseline transfer learning has to beat)',
   params: {
     type: 'object',
@@ -82,6 +82,7 @@ export default defineStep<Params>({
         base: { ref: 'scratch', inputSize: info.size, info: { source: 'scratch', layer: '', pooling: 'none', featureShape: [], preprocessing } },
         headLayers: model.layers.map((layer) => layer.name),
         binary: false,
+        history: [{ phase: 'scratch', ...history }],
       });
       return { info: { backend }, metrics: historyMetrics(history) };
     } finally {
