@@ -17,6 +17,7 @@ interface Params {
   top_k: number;
   batch_size: number;
   fail_under: Partial<Record<GatedMetric, number>>;
+  max_drop: Partial<Record<GatedMetric, number>>;
 }
 
 export default defineStep<Params>({
@@ -35,6 +36,13 @@ export default defineStep<Params>({
         additionalProperties: false,
         default: {},
         description: 'a metric below its threshold makes the run exit with code 3 (for CI)',
+        properties: Object.fromEntries(GATED_METRICS.map((m) => [m, { type: 'number', minimum: 0, maximum: 1 }])),
+      },
+      max_drop: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'a metric that fell by more than this against the baseline lock file (`headstart run --baseline REV`, default HEAD) makes the run exit with code 3',
         properties: Object.fromEntries(GATED_METRICS.map((m) => [m, { type: 'number', minimum: 0, maximum: 1 }])),
       },
     },
