@@ -11,6 +11,8 @@ function pipelineOptions(command: Command): Command {
     .option('--cache-dir <dir>', 'cache directory (default: $HEADSTART_CACHE_DIR or .headstart/cache beside the pipeline)');
 }
 
+const REMOTE_HELP = 'shared cache on an S3-compatible store, s3://bucket/prefix (default: $HEADSTART_REMOTE)';
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -41,11 +43,58 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('-q, --quiet', 'no step output, only a line per stage')
     .addOption(new Option('--backend <name>', 'ML backend').choices(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
     .option('--workers <n>', 'worker threads for feature extraction (default: number of cores)', positiveInteger)
+    .option('--baseline <rev>', 'git revision whose lock file `max_drop` compares against', 'HEAD')
+    .option('--remote <url>', REMOTE_HELP)
+    .addOption(new Option('--push <when>', 'push results of stages that ran to the remote cache (never: read only)').choices(['always', 'never']).default('always'))
     .action(action(async () => (await import('./commands/run.js')).runCommand));
+
+  pipelineOptions(program.command('push').description('upload the cached results of the pipeline\'s stages to the remote cache'))
+    .option('--stage <id>', 'only this stage and what it depends on (repeatable)', collect, [])
+    .option('--remote <url>', REMOTE_HELP)
+    .action(action(async () => (await import('./commands/push.js')).pushCommand));
+
+  pipelineOptions(program.command('pull').description('download the pipeline\'s stage results from the remote cache into the local one'))
+    .option('--stage <id>', 'only this stage and what it depends on (repeatable)', collect, [])
+    .option('--remote <url>', REMOTE_HELP)
+    .action(action(async () => (await import('./commands/pull.js')).pullCommand));
+
+  program.command('runs')
+    .description('list past runs: time, git commit, changed params, key metrics, duration')
+    .argument('[pipeline]', 'pipeline file', 'headstart.yaml')
+    .option('-n, --limit <n>', 'show the last N runs', positiveInteger, 20)
+    .option('--json', 'print JSON')
+    .option('--cache-dir <dir>', 'cache directory')
+    .action(action(async () => (await import('./commands/runs.js')).runsCommand));
+
+  program.command('compare')
+    .description('params and metrics of runs side by side (RUN: a number from `headstart runs`, latest, latest~1)')
+    .argument('[runs...]', 'runs to compare')
+    .option('-p, --pipeline <file>', 'pipeline file', 'headstart.yaml')
+    .option('--best <metric>', 'also show the run with the best value of this metric (e.g. accuracy or evaluate.accuracy)')
+    .option('--all', 'show every param, not only those that differ')
+    .option('--json', 'print JSON')
+    .option('--cache-dir <dir>', 'cache directory')
+    .action(action(async () => (await import('./commands/runs.js')).compareCommand));
+
+  const metrics = program.command('metrics').description('metrics recorded in the lock file');
+  metrics.command('show')
+    .description('the metrics of the current lock file')
+    .argument('[pipeline]', 'pipeline file', 'headstart.yaml')
+    .option('--json', 'print JSON')
+    .option('--md', 'print Markdown (the default table is Markdown too)')
+    .action(action(async () => (await import('./commands/metrics.js')).metricsShowCommand));
+  metrics.command('diff')
+    .description('the current lock file\'s metrics against those committed at a git revision')
+    .argument('[rev]', 'git revision', 'HEAD')
+    .option('-p, --pipeline <file>', 'pipeline file', 'headstart.yaml')
+    .option('--json', 'print JSON')
+    .option('--md', 'print Markdown with a heading, for a pull-request comment')
+    .action(action(async () => (await import('./commands/metrics.js')).metricsDiffCommand));
 
   pipelineOptions(program.command('status').description('say which stages are up to date and why the others would run'))
     .option('--check', 'exit with code 1 if any stage would run (for CI)')
     .option('--json', 'print JSON')
+    .option('--remote <url>', REMOTE_HELP)
     .action(action(async () => (await import('./commands/status.js')).statusCommand));
 
   pipelineOptions(program.command('validate').description('check the pipeline file and every stage\'s parameters'))
@@ -54,6 +103,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   pipelineOptions(program.command('graph').description('print the stage graph'))
     .addOption(new Option('--format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
     .action(action(async () => (await import('./commands/graph.js')).graphCommand));
+
+  pipelineOptions(program.command('report').description('print the path of the latest evaluation report (report.html)'))
+    .option('--stage <id>', 'the evaluate stage whose report to show (default: the last one)')
+    .option('--open', 'also open it in the default browser (xdg-open or open)')
+    .action(action(async () => (await import('./commands/report.js')).reportCommand));
 
   program.command('data')
     .description('datasets')
@@ -64,6 +118,32 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--per-class <n>', 'training images per class (test gets as many, or all it has)', positiveInteger)
     .option('--seed <n>', 'which samples are chosen', (value) => Number.parseInt(value, 10), 0)
     .action(action(async () => (await import('./commands/data-export.js')).dataExportCommand));
+
+  program.command('predict')
+    .description('classify images with a trained model, prepared exactly as its training images were')
+    .argument('<images...>', 'image files and folders (searched recursively)')
+    .requiredOption('--model <stage|dir>', 'a stage whose `model` output to use, or a folder holding a model (model.json)')
+    .option('-p, --pipeline <file>', 'pipeline file (for --model STAGE)', 'headstart.yaml')
+    .option('--top-k <k>', 'classes shown per image', positiveInteger, 3)
+    .option('--json', 'print a JSON array: [{ path, top: [{ class, probability }] }]')
+    .option('--batch-size <n>', 'images per batch', positiveInteger, 32)
+    .option('--workers <n>', 'worker threads (default: number of cores, when there are enough images)', positiveInteger)
+    .addOption(new Option('--backend <name>', 'ML backend').choices(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
+    .option('--set <key=value>', 'override params.NAME or STAGE.PARAM (repeatable)', collect, [])
+    .option('--cache-dir <dir>', 'cache directory')
+    .action(action(async () => (await import('./commands/predict.js')).predictCommand));
+
+  pipelineOptions(program.command('export').description('write a stage\'s model for plain TensorFlow.js (the browser): model.json, weights.bin, labels.json, preprocessing.json, README.md'))
+    .requiredOption('--stage <id>', 'the stage whose `model` output to export')
+    .requiredOption('--out <dir>', 'folder to write (an earlier export there is replaced)')
+    .action(action(async () => (await import('./commands/export.js')).exportCommand));
+
+  program.command('init')
+    .description('write a headstart.yaml for an image folder (data/<class>/… or data/train|val|test/<class>/…)')
+    .argument('[dir]', 'project folder', '.')
+    .addOption(new Option('--template <name>', 'pipeline template').choices(['image-folder']).default('image-folder'))
+    .option('--data <path>', 'the image folder (default: DIR/data)')
+    .action(action(async () => (await import('./commands/init.js')).initCommand));
 
   program.command('gc')
     .description('remove cached objects that no lock file and no recent run references')

@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { cacheDirFor, closestMatch, exitCodeOf, formatFailure, loadPipeline, openCache, type Cache, type Failure, type Pipeline } from '@headstart/core';
+import { cacheDirFor, closestMatch, exitCodeOf, formatFailure, loadPipeline, openCache, selectStages, type Cache, type Failure, type Pipeline } from '@headstart/core';
 import { builtinSteps } from '@headstart/steps';
 
 export interface PipelineFlags {
@@ -26,9 +26,10 @@ export function openPipelineCache(pipeline: Pipeline, flags: PipelineFlags, warn
   return openCache(cacheDirFor(pipeline.dir, flags.cacheDir), warn);
 }
 
-/** `--stage`/`--force` must name stages that exist. */
+/** `--stage`/`--force` must name stages that exist (a stage id, or a matrix stage's name or values: see selectStages). */
 export function unknownTargets(pipeline: Pipeline, ids: readonly string[]): Failure[] {
+  const names = new Set([...pipeline.stages.values()].map((stage) => stage.name));
   return ids
-    .filter((id) => !pipeline.stages.has(id))
-    .map((stage) => ({ reason: 'unknown-target' as const, stage, suggestion: closestMatch(stage, pipeline.stages.keys()) }));
+    .filter((id) => selectStages(pipeline, id).length === 0)
+    .map((stage) => ({ reason: 'unknown-target' as const, stage, suggestion: closestMatch(stage, [...names, ...pipeline.stages.keys()]) }));
 }

@@ -24,6 +24,8 @@ export interface StageOutcome {
   why?: string[];
   record?: RunRecord;
   failure?: Failure;
+  /** The result came from the remote cache (in a dry run: would come from it). */
+  remote?: boolean;
 }
 
 /** After a stage fails: `no-new` lets running stages finish and starts nothing; `keep-going` runs all it can. */
@@ -35,6 +37,21 @@ export interface Reporter {
   log(stage: string, level: 'info' | 'warn', message: string): void;
   progress(stage: string, done: number, total?: number, unit?: string): void;
   warn(message: string): void;
+}
+
+/**
+ * A shared cache other machines fill (an S3 bucket, say), plugged in by the caller so that core needs
+ * no client for it. Whatever arrives is verified by hash on its way into the local store.
+ */
+export interface RemoteCache {
+  /** The result stored remotely under `key`, checked but its objects not yet downloaded; undefined on a miss. */
+  lookup(key: StageKey): Promise<RunRecord | undefined>;
+  /** Downloads the record's objects into the local store, each verified, then writes the record there; false if any is missing or corrupt. */
+  pull(record: RunRecord, cache: Cache): Promise<boolean>;
+  /** Uploads a result computed here: its objects first, the record last (the commit). */
+  publish(record: RunRecord, cache: Cache): Promise<unknown>;
+  /** False for a read-only remote. */
+  readonly canPublish: boolean;
 }
 
 export interface RunOptions {
@@ -49,6 +66,8 @@ export interface RunOptions {
   dryRun?: boolean;
   failureMode?: FailureMode;
   signal?: AbortSignal;
+  /** Before running a stage, pull its result from here if it is there; after running one, push it. */
+  remote?: RemoteCache;
 }
 
 export interface RunSummary {
@@ -174,7 +193,7 @@ class PipelineRun {
         if (hit) return hit;
       }
       const why = forced ? ['forced'] : explainChange(document, this.lockfile.stages[stage.id]);
-      if (this.options.dryRun) return { id: stage.id, status: 'would-run', key, durationMs: 0, why };
+      if (this.options.dryRun) return (forced ? undefined : await this.remoteLookup(stage, key)) ?? { id: stage.id, status: 'would-run', key, durationMs: 0, why };
       return await this.runLocked(stage, key, document, why, forced);
     } catch (error) {
       return { id: stage.id, status: 'failed', ...(key ? { key } : {}), durationMs: Math.round(performance.now() - started), failure: toFailure(stage.id, error) };
@@ -208,7 +227,7 @@ class PipelineRun {
     });
     try {
       if (!forced) {
-        const hit = await this.hit(stage, key);
+        const hit = (await this.hit(stage, key)) ?? (await this.remoteHit(stage, key));
         if (hit) return hit;
       }
       reporter.stageStarted(stage.id, why);
@@ -219,9 +238,51 @@ class PipelineRun {
         progress: (done, total, unit) => reporter.progress(stage.id, done, total, unit),
       });
       cache.hasher.clearMemo();
+      await this.publish(stage, record);
       return { id: stage.id, status: 'ran', key, durationMs: record.durationMs, why, record };
     } finally {
       release();
+    }
+  }
+
+  /** In a dry run: what the remote holds for the key, so that downstream keys can be computed from it. */
+  private async remoteLookup(stage: Stage, key: StageKey): Promise<StageOutcome | undefined> {
+    const record = await this.fromRemote(stage, (remote) => remote.lookup(key));
+    return record && { id: stage.id, status: 'cached', key, durationMs: record.durationMs, record, remote: true };
+  }
+
+  /** A remote hit is pulled into the local store, then taken through the local hit path like any other. */
+  private async remoteHit(stage: Stage, key: StageKey): Promise<StageOutcome | undefined> {
+    const { cache, reporter } = this.options;
+    const pulled = await this.fromRemote(stage, async (remote) => {
+      const record = await remote.lookup(key);
+      return record && (await remote.pull(record, cache)) ? record : undefined;
+    });
+    if (!pulled) return undefined;
+    reporter.log(stage.id, 'info', 'remote hit: pulled from the shared cache');
+    const hit = await this.hit(stage, key);
+    return hit && { ...hit, remote: true };
+  }
+
+  /** The remote is an optimisation: when it fails, the stage runs here and the run goes on. */
+  private async fromRemote<T>(stage: Stage, use: (remote: RemoteCache) => Promise<T | undefined>): Promise<T | undefined> {
+    const { remote, reporter } = this.options;
+    if (!remote) return undefined;
+    try {
+      return await use(remote);
+    } catch (error) {
+      reporter.warn(`${stage.id}: remote cache: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+  }
+
+  private async publish(stage: Stage, record: RunRecord): Promise<void> {
+    const { remote, cache, reporter } = this.options;
+    if (!remote?.canPublish) return;
+    try {
+      await remote.publish(record, cache);
+    } catch (error) {
+      reporter.warn(`${stage.id}: could not push the result to the remote cache: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 

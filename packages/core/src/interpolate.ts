@@ -1,6 +1,6 @@
 import { closestMatch } from './util/suggest.js';
 
-/** Values `${namespace.path}` can name: `params`, `env`, and later `matrix`. */
+/** Values `${namespace.path}` can name: `params`, `env`, and a matrix instance's `matrix`. */
 export type Scope = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 
 export interface InterpolationProblem {
@@ -13,9 +13,9 @@ const REFERENCE = /\$\{([^}]*)\}/g;
 const WHOLE_REFERENCE = /^\$\{([^}]*)\}$/;
 
 /**
- * Replaces `${params.x}` and `${env.X}` in every string of `value`. A string that is one reference and
- * nothing else takes the referenced value's type (`"${params.size}"` becomes the number 96); references
- * inside a longer string are spliced in as text. `$${` escapes a literal `${`.
+ * Replaces `${params.x}`, `${env.X}` and `${matrix.axis}` in every string of `value`. A string that is one
+ * reference and nothing else takes the referenced value's type (`"${params.size}"` becomes the number 96);
+ * references inside a longer string are spliced in as text. `$${` escapes a literal `${`.
  */
 export function interpolate(value: unknown, scope: Scope, problems: InterpolationProblem[], path: (string | number)[] = []): unknown {
   if (typeof value === 'string') return interpolateString(value, scope, problems, path);
@@ -58,11 +58,17 @@ function resolveReference(expression: string, scope: Scope, problems: Interpolat
       const prefix = [namespace, ...keys.slice(0, i)].join('.');
       const suggestion = container ? closestMatch(key, Object.keys(container)) : undefined;
       const hint = suggestion ? ` (did you mean "\${${prefix}.${suggestion}}"?)` : '';
-      const what = namespace === 'env' ? `environment variable ${key} is not set` : `"${prefix}" has no "${key}"`;
+      const what = missingWhat(namespace!, prefix, key, i);
       problems.push({ path, detail: `cannot interpolate "\${${expression}}": ${what}${hint}` });
       return '';
     }
     current = container[key];
   }
   return current;
+}
+
+function missingWhat(namespace: string, prefix: string, key: string, depth: number): string {
+  if (namespace === 'env') return `environment variable ${key} is not set`;
+  if (namespace === 'matrix' && depth === 0) return `no matrix axis "${key}"`;
+  return `"${prefix}" has no "${key}"`;
 }

@@ -38,13 +38,28 @@ export function lockfilePath(pipeline: Pick<Pipeline, 'file' | 'dir'>): string {
 }
 
 export function readLockfile(path: string): Lockfile {
+  let text: string;
   try {
-    const value = parseLockText(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return emptyLockfile();
+  }
+  return parseLockfile(text);
+}
+
+function emptyLockfile(): Lockfile {
+  return { schema: 1, stages: {} };
+}
+
+/** A lock file's text as a Lockfile; an unreadable one counts as empty (the next write replaces it). */
+export function parseLockfile(text: string): Lockfile {
+  try {
+    const value = parseLockText(text);
     if (value?.schema === 1 && value.stages && typeof value.stages === 'object') return value as Lockfile;
   } catch {
-    // No lock file yet (or an unreadable one, which the next write replaces).
+    // Fall through: not a lock file we can read.
   }
-  return { schema: 1, stages: {} };
+  return emptyLockfile();
 }
 
 /** We write JSON (which is YAML too) because parsing it is ~100× faster; a hand-edited YAML file still reads. */

@@ -3,13 +3,14 @@ import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import type { StepIdentity } from './cache-key.js';
 import type { Failure, Result, SourceFile, SourceRange } from './failure.js';
-import { fail, ok } from './failure.js';
-import { interpolate, type InterpolationProblem } from './interpolate.js';
+import { fail, failureMessage, ok } from './failure.js';
+import { interpolate, type InterpolationProblem, type Scope } from './interpolate.js';
 import { findCycle, topologicalOrder } from './graph.js';
+import { expandMatrix, plainInstances, usesMatrix, type MatrixValue, type StageInstance } from './matrix.js';
 import { describeSchemaError } from './schema-errors.js';
 import { validatorFor } from './schema-validator.js';
 import { outputNames, type StepDefinition, type StepRegistry } from './step.js';
-import { resolveStep } from './step-resolver.js';
+import { resolveStep, type StepResolution } from './step-resolver.js';
 import { closestMatch, didYouMean } from './util/suggest.js';
 import { locate, mappingKeys, parseYaml, readSourceFile, rememberParsed, yaml, type ParsedYaml, type YamlPath } from './yaml-source.js';
 
@@ -19,7 +20,12 @@ export interface StageInput {
 }
 
 export interface Stage {
+  /** The stage's name, or for a stage a matrix expands, `name@axis=label,…` (see matrix.ts). */
   id: string;
+  /** The stage's name in the pipeline file (the same for all instances of a matrix stage). */
+  name: string;
+  /** This instance's matrix values by axis; empty for a stage no matrix expands. */
+  matrix: Readonly<Record<string, MatrixValue>>;
   uses: string;
   step: StepDefinition<any>;
   identity: StepIdentity;
@@ -59,6 +65,7 @@ export interface LoadOptions {
 interface RawStage {
   uses: string;
   with?: Record<string, unknown>;
+  matrix?: Record<string, unknown>;
   inputs?: Record<string, string>;
   needs?: string[];
 }
@@ -67,7 +74,20 @@ interface RawPipeline {
   name?: string;
   seed?: number;
   params?: Record<string, unknown>;
+  matrix?: Record<string, unknown>;
   stages: Record<string, RawStage>;
+}
+
+/** What building each stage needs besides the stage itself. */
+interface BuildContext {
+  parsed: ParsedYaml;
+  scope: Scope;
+  dir: string;
+  registry: StepRegistry;
+  validatorDir: string | undefined;
+  failures: Failure[];
+  /** Resolved `uses:` values, so the instances of a matrix stage resolve their step once. */
+  steps: Map<string, Promise<StepResolution>>;
 }
 
 const pipelineSchema = createRequire(import.meta.url)('../schema/pipeline.schema.json') as object;
@@ -91,16 +111,18 @@ async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result
   if (overrideErrors.length > 0) return fail(overrideErrors);
 
   const dir = dirname(parsed.file.path);
-  const failures: Failure[] = [];
-  const stages = new Map<string, Stage>();
   const scope = { params: raw.params ?? {}, env: options.env ?? process.env };
-  for (const [id, rawStage] of Object.entries(raw.stages)) {
-    const stage = await buildStage(parsed, id, rawStage, scope, dir, options.registry, validatorDir, failures);
-    if (stage) stages.set(id, stage);
+  const instances = usesMatrix(raw) ? expandMatrix(parsed, raw, scope) : ok(plainInstances(raw));
+  if (!instances.ok) return instances;
+  const context: BuildContext = { parsed, scope, dir, registry: options.registry, validatorDir, failures: [], steps: new Map() };
+  const stages = new Map<string, Stage>();
+  for (const instance of instances.value) {
+    const stage = await buildStage(context, instance, raw.stages[instance.name]!);
+    if (stage) stages.set(instance.id, stage);
   }
-  if (failures.length > 0) return fail(failures);
-  failures.push(...checkEdges(parsed, stages));
-  if (failures.length > 0) return fail(failures);
+  if (context.failures.length > 0) return fail(distinctFailures(context.failures));
+  const edgeFailures = checkEdges(parsed, stages, raw.stages);
+  if (edgeFailures.length > 0) return fail(distinctFailures(edgeFailures));
 
   const cycle = findCycle(stages.keys(), (id) => stages.get(id)!.upstream);
   if (cycle) return fail([{ reason: 'cycle', at: stages.get(cycle[0]!)!.at(), stages: cycle }]);
@@ -109,19 +131,29 @@ async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result
   return ok({ file: parsed.file, dir, name, seed: raw.seed ?? 0, stages, order });
 }
 
-/** A misspelt key explains a "missing required key" too, so it is the error worth showing. */
+/**
+ * A misspelt key explains a "missing required key" too, so it is the error worth showing; a bad key name
+ * is worth showing as such, not as the pattern it breaks.
+ */
 function mostSpecificError(errors: ErrorObject[]): ErrorObject {
-  const rank = (e: ErrorObject) => ['additionalProperties', 'type', 'enum'].indexOf(e.keyword) >>> 0;
-  return [...errors].sort((a, b) => rank(a) - rank(b) || b.instancePath.length - a.instancePath.length)[0]!;
+  const rank = (e: ErrorObject) => ['additionalProperties', 'propertyNames', 'type', 'enum'].indexOf(e.keyword) >>> 0;
+  const aboutValues = errors.filter((e) => (e as { propertyName?: string }).propertyName === undefined);
+  return [...(aboutValues.length > 0 ? aboutValues : errors)].sort((a, b) => rank(a) - rank(b) || b.instancePath.length - a.instancePath.length)[0]!;
+}
+
+/** What a schema error at `path` is about, in the user's words. */
+function schemaSubject(path: readonly string[], keyword: string): string {
+  if (path[path.length - 1] === 'matrix' && keyword === 'propertyNames') return 'the matrix (an axis name is a letter or _, then letters, digits or _)';
+  if (path[1] === 'stages' && path[2]) return `stage "${path[2]}"`;
+  if (path[1] === 'stages' && keyword === 'propertyNames') return 'stages (a stage name is a letter, then letters, digits, _ or -)';
+  return 'the pipeline';
 }
 
 function checkShape(parsed: ParsedYaml, validatorDir: string | undefined): Failure[] {
   const validate = validatorFor(pipelineSchema, validatorDir);
   const errors = validate(structuredClone(parsed.value)) ? [] : validate.errors ?? [];
   const failures: Failure[] = (errors.length > 0 ? [mostSpecificError(errors)] : []).map((error) => {
-    const path = error.instancePath.split('/');
-    const what = path[1] === 'stages' && path[2] ? `stage "${path[2]}"` : 'the pipeline';
-    const problem = describeSchemaError(error, what);
+    const problem = describeSchemaError(error, schemaSubject(error.instancePath.split('/'), error.keyword));
     return { reason: 'invalid-pipeline', at: locate(parsed, problem.path, problem.part), detail: problem.detail };
   });
   // Duplicate keys are a property of the text; a remembered text was already checked.
@@ -139,6 +171,10 @@ function applyOverrides(raw: RawPipeline, overrides: readonly string[]): Failure
   for (const override of overrides) {
     const match = /^([^=]+)=(.*)$/s.exec(override);
     const keys = match?.[1]!.trim().split('.') ?? [];
+    if (match?.[1]!.includes('@')) {
+      failures.push({ reason: 'bad-override', override, detail: 'a --set applies to all instances of a stage: name the stage without @…' });
+      continue;
+    }
     if (!match || keys.length < 2 || keys.some((k) => k === '')) {
       failures.push({ reason: 'bad-override', override, detail: 'expected params.NAME=VALUE or STAGE.PARAM=VALUE' });
       continue;
@@ -152,6 +188,9 @@ function applyOverrides(raw: RawPipeline, overrides: readonly string[]): Failure
         continue;
       }
       setPath(raw.params, rest, value);
+    } else if (head === 'matrix' && !raw.stages['matrix']) {
+      const failure = overrideMatrix(raw, rest, value);
+      if (failure) failures.push({ reason: 'bad-override', override, detail: failure });
     } else if (raw.stages[head]) {
       raw.stages[head].with ??= {};
       setPath(raw.stages[head].with, rest, value);
@@ -163,6 +202,18 @@ function applyOverrides(raw: RawPipeline, overrides: readonly string[]): Failure
   return failures;
 }
 
+/** `--set matrix.AXIS=[a, b]` (or one value) replaces the values of an axis of the pipeline's matrix. */
+function overrideMatrix(raw: RawPipeline, keys: readonly string[], value: unknown): string | undefined {
+  const axes = Object.keys(raw.matrix ?? {});
+  if (keys.length !== 1 || !axes.includes(keys[0]!)) {
+    return `the pipeline's matrix has no axis "${keys.join('.')}"${didYouMean(keys.join('.'), axes) || (axes.length > 0 ? ` (its axes: ${axes.join(', ')})` : '')}`;
+  }
+  const values = Array.isArray(value) ? value : [value];
+  if (values.length === 0 || values.some((v) => v === null || typeof v === 'object')) return 'expected a value or a list of strings, numbers or booleans';
+  raw.matrix![keys[0]!] = values;
+  return undefined;
+}
+
 function setPath(target: Record<string, unknown>, keys: readonly string[], value: unknown): void {
   let node = target;
   for (const key of keys.slice(0, -1)) {
@@ -172,18 +223,10 @@ function setPath(target: Record<string, unknown>, keys: readonly string[], value
   node[keys[keys.length - 1]!] = value;
 }
 
-async function buildStage(
-  parsed: ParsedYaml,
-  id: string,
-  raw: RawStage,
-  scope: { params: Record<string, unknown>; env: Readonly<Record<string, string | undefined>> },
-  dir: string,
-  registry: StepRegistry,
-  validatorDir: string | undefined,
-  failures: Failure[],
-): Promise<Stage | undefined> {
-  const stagePath = ['stages', id];
-  const resolved = await resolveStep(raw.uses, dir, registry);
+async function buildStage(context: BuildContext, instance: StageInstance, raw: RawStage): Promise<Stage | undefined> {
+  const { parsed, failures } = context;
+  const stagePath = ['stages', instance.name];
+  const resolved = await resolveStepOnce(context, raw.uses);
   if (!resolved.ok) {
     const usesAt = locate(parsed, [...stagePath, 'uses']);
     failures.push(resolved.kind === 'unknown'
@@ -193,36 +236,51 @@ async function buildStage(
   }
   const { step, identity } = resolved.value;
   const problems: InterpolationProblem[] = [];
-  const params = interpolate(raw.with ?? {}, scope, problems) as Record<string, unknown>;
+  const params = interpolate(raw.with ?? {}, { ...context.scope, matrix: instance.matrix }, problems) as Record<string, unknown>;
   const withPath = [...stagePath, 'with'];
   for (const problem of problems) {
     failures.push({ reason: 'bad-interpolation', at: locate(parsed, [...withPath, ...problem.path]), detail: problem.detail });
   }
   if (problems.length > 0) return undefined;
-  const paramError = validateParams(step, params, validatorDir);
+  const paramError = validateParams(step, params, context.validatorDir);
   if (paramError) {
-    failures.push({ reason: 'invalid-param', at: locate(parsed, [...withPath, ...paramError.path], paramError.part), stage: id, detail: paramError.detail });
+    failures.push({ reason: 'invalid-param', at: locate(parsed, [...withPath, ...paramError.path], paramError.part), stage: instance.id, detail: paramError.detail });
     return undefined;
   }
-  const inputs: Record<string, StageInput> = {};
-  for (const [name, reference] of Object.entries(raw.inputs ?? {})) {
-    const dot = reference.indexOf('.');
-    inputs[name] = { stage: reference.slice(0, dot), output: reference.slice(dot + 1) };
-  }
-  const upstream = [...new Set([...Object.values(inputs).map((input) => input.stage), ...(raw.needs ?? [])])].sort();
+  const upstream = [...new Set([...Object.values(instance.inputs).map((input) => input.stage), ...instance.needs])].sort();
   return {
-    id,
+    id: instance.id,
+    name: instance.name,
+    matrix: instance.matrix,
     uses: raw.uses,
     step,
     identity,
     params,
-    inputs,
-    needs: raw.needs ?? [],
+    inputs: instance.inputs,
+    needs: instance.needs,
     upstream,
     outputs: outputNames(step, params),
     deps: step.deps ? step.deps(params) : [],
     at: () => locate(parsed, stagePath, 'key'),
   };
+}
+
+function resolveStepOnce(context: BuildContext, uses: string): Promise<StepResolution> {
+  let resolution = context.steps.get(uses);
+  if (!resolution) context.steps.set(uses, (resolution = resolveStep(uses, context.dir, context.registry)));
+  return resolution;
+}
+
+/** The instances of a matrix stage repeat one mistake at one place in the file: it is reported once. */
+function distinctFailures(failures: readonly Failure[]): Failure[] {
+  const seen = new Set<string>();
+  return failures.filter((failure) => {
+    const at = 'at' in failure ? failure.at?.offset : undefined;
+    const key = `${failure.reason}@${at}:${'detail' in failure ? failure.detail : failureMessage(failure)}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function validateParams(step: StepDefinition<any>, params: Record<string, unknown>, validatorDir: string | undefined): { path: YamlPath; part: 'key' | 'value'; detail: string } | undefined {
@@ -232,30 +290,34 @@ function validateParams(step: StepDefinition<any>, params: Record<string, unknow
 }
 
 /** Every `inputs:` and `needs:` reference names an existing stage, output and declared input. */
-function checkEdges(parsed: ParsedYaml, stages: ReadonlyMap<string, Stage>): Failure[] {
+function checkEdges(parsed: ParsedYaml, stages: ReadonlyMap<string, Stage>, declared: Readonly<Record<string, RawStage>>): Failure[] {
   const failures: Failure[] = [];
+  const names = Object.keys(declared);
   for (const stage of stages.values()) {
-    const stagePath = ['stages', stage.id];
+    const stagePath = ['stages', stage.name];
     for (const [name, input] of Object.entries(stage.inputs)) {
       const at = locate(parsed, [...stagePath, 'inputs', name]);
-      const declared = stage.step.inputs;
-      if (declared && !declared.includes(name)) {
-        failures.push({ reason: 'unknown-output', at: locate(parsed, [...stagePath, 'inputs', name], 'key'), detail: `step "${stage.step.name}" has no input "${name}"${didYouMean(name, declared)}` });
+      const declaredInputs = stage.step.inputs;
+      if (declaredInputs && !declaredInputs.includes(name)) {
+        failures.push({ reason: 'unknown-output', at: locate(parsed, [...stagePath, 'inputs', name], 'key'), detail: `step "${stage.step.name}" has no input "${name}"${didYouMean(name, declaredInputs)}` });
         continue;
       }
       const upstream = stages.get(input.stage);
       if (!upstream) {
-        failures.push({ reason: 'unknown-stage', at, stage: input.stage, suggestion: closestMatch(input.stage, stages.keys()) });
+        failures.push({ reason: 'unknown-stage', at, stage: input.stage, suggestion: closestMatch(input.stage, names) });
       } else if (!upstream.outputs.includes(input.output)) {
-        failures.push({ reason: 'unknown-output', at, detail: `stage "${input.stage}" has no output "${input.output}"${didYouMean(input.output, upstream.outputs) || ` (its outputs: ${upstream.outputs.join(', ') || 'none'})`}` });
+        failures.push({ reason: 'unknown-output', at, detail: `stage "${upstream.name}" has no output "${input.output}"${didYouMean(input.output, upstream.outputs) || ` (its outputs: ${upstream.outputs.join(', ') || 'none'})`}` });
       }
     }
     for (const missing of (stage.step.inputs ?? []).filter((name) => !(name in stage.inputs))) {
-      failures.push({ reason: 'unknown-output', at: stage.at(), detail: `stage "${stage.id}" is missing input "${missing}" (step "${stage.step.name}" reads it)` });
+      failures.push({ reason: 'unknown-output', at: stage.at(), detail: `stage "${stage.name}" is missing input "${missing}" (step "${stage.step.name}" reads it)` });
     }
-    stage.needs.forEach((need, index) => {
-      if (!stages.has(need)) {
-        failures.push({ reason: 'unknown-stage', at: locate(parsed, [...stagePath, 'needs', index]), stage: need, suggestion: closestMatch(need, stages.keys()) });
+  }
+  for (const [name, raw] of Object.entries(declared)) {
+    (raw.needs ?? []).forEach((need, index) => {
+      const needed = /^[^@]*/.exec(need)![0];
+      if (!(needed in declared)) {
+        failures.push({ reason: 'unknown-stage', at: locate(parsed, ['stages', name, 'needs', index]), stage: needed, suggestion: closestMatch(needed, names) });
       }
     });
   }

@@ -110,6 +110,12 @@ describe('pipeline errors name file:line:col', () => {
     expect(errors).toEqual([expect.stringMatching(/^headstart\.yaml:\d+:3: cycle between stages: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)$/)]);
   });
 
+  it('a stage name that is not an identifier', async () => {
+    expect(await errorsOf('stages:\n  1a: { uses: echo, with: { text: x } }\n')).toEqual([
+      'headstart.yaml:2:3: invalid name "1a" in stages (a stage name is a letter, then letters, digits, _ or -)',
+    ]);
+  });
+
   it('duplicate stage names', async () => {
     expect(await errorsOf('stages:\n  a: { uses: echo, with: { text: x } }\n  a: { uses: echo, with: { text: y } }\n')).toEqual([
       'headstart.yaml:3:3: duplicate stage "a"',

@@ -24,8 +24,13 @@ function edges(pipeline: Pipeline): { from: string; to: string; label?: string }
 
 function toMermaid(pipeline: Pipeline): string {
   const lines = ['flowchart TD'];
-  for (const id of pipeline.order) lines.push(`  ${id}["${id}<br/><small>${pipeline.stages.get(id)!.uses}</small>"]`);
-  for (const edge of edges(pipeline)) lines.push(edge.label ? `  ${edge.from} -->|${edge.label}| ${edge.to}` : `  ${edge.from} -.-> ${edge.to}`);
+  // A matrix instance's id (`head@lr=0.001`) is not a mermaid node id: such nodes are named by position.
+  const node = (id: string) => (/^[A-Za-z][A-Za-z0-9_-]*$/.test(id) ? id : `stage_${pipeline.order.indexOf(id)}`);
+  for (const id of pipeline.order) lines.push(`  ${node(id)}["${id}<br/><small>${pipeline.stages.get(id)!.uses}</small>"]`);
+  for (const edge of edges(pipeline)) {
+    const [from, to] = [node(edge.from), node(edge.to)];
+    lines.push(edge.label ? `  ${from} -->|${edge.label}| ${to}` : `  ${from} -.-> ${to}`);
+  }
   return lines.join('\n');
 }
 

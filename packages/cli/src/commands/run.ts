@@ -1,9 +1,11 @@
 import { availableParallelism } from 'node:os';
-import { runPipeline, type RunSummary, type StageOutcome } from '@headstart/core';
+import { gitState, recordRun, runEntryFor, runPipeline, selectStages, type RunSummary, type StageOutcome } from '@headstart/core';
+import { checkMaxDrop } from '../baseline.js';
 import { loadForCommand, openPipelineCache, printFailures, unknownTargets, type PipelineFlags } from '../load.js';
+import { openRemote, type RemoteFlags } from '../remote-option.js';
 import { createReporter } from '../reporter.js';
 
-interface RunFlags extends PipelineFlags {
+interface RunFlags extends PipelineFlags, RemoteFlags {
   stage: string[];
   force: string[];
   forceAll?: boolean;
@@ -14,6 +16,7 @@ interface RunFlags extends PipelineFlags {
   quiet?: boolean;
   backend?: string;
   workers?: number;
+  baseline: string;
 }
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
@@ -26,7 +29,11 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (badTargets.length > 0) return printFailures(badTargets);
 
   const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stdout.isTTY === true && process.stderr.isTTY === true });
+  const opened = await openRemote(flags, (message) => reporter.warn(message));
+  if (!opened.ok) return opened.exitCode;
   const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
+  const startedAt = new Date();
+  const git = gitState(pipeline.dir);
   const interrupt = new AbortController();
   // `on`, not `once`: execa's exit hook re-raises a signal that has no listener left, killing us mid-cleanup.
   const onSignal = () => {
@@ -42,30 +49,36 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       cache,
       reporter,
       jobs: flags.jobs ?? availableParallelism(),
-      ...(flags.stage.length > 0 ? { targets: flags.stage } : {}),
-      force: flags.forceAll ? 'all' : flags.force,
+      ...(flags.stage.length > 0 ? { targets: flags.stage.flatMap((target) => selectStages(pipeline, target)) } : {}),
+      force: flags.forceAll ? 'all' : flags.force.flatMap((target) => selectStages(pipeline, target)),
       dryRun: flags.dryRun ?? false,
       failureMode: flags.keepGoing ? 'keep-going' : 'no-new',
       signal: interrupt.signal,
+      ...(opened.remote ? { remote: opened.remote } : {}),
     });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    opened.remote?.close();
     await cache.close();
   }
   if (flags.json) {
     const stages = summary.stages.map(stageJson);
     process.stdout.write(`${JSON.stringify({ pipeline: summary.pipeline, stages, ok: summary.ok }, null, 2)}\n`);
   }
-  if (interrupt.signal.aborted) return 130;
   const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));
-  if (failures.length > 0) return failures.some((f) => f.reason !== 'stage-failed' || f.userError) ? 2 : 1;
+  const badInput = failures.some((f) => f.reason !== 'stage-failed' || f.userError);
+  // Bad input leaves the cache as it was, the run log included.
+  if (!flags.dryRun && !badInput) await recordRun(cache.root, runEntryFor(pipeline, summary, { startedAt, git: (await git) ?? null, overrides: flags.set ?? [] }));
+  if (interrupt.signal.aborted) return 130;
+  if (failures.length > 0) return badInput ? 2 : 1;
   const failedChecks = summary.stages.flatMap((s) => (s.record?.failedChecks ?? []).map((check) => `stage "${s.id}": ${check}`));
   for (const check of failedChecks) console.error(check);
-  return failedChecks.length > 0 ? 3 : 0;
+  const drops = flags.dryRun ? [] : await checkMaxDrop(pipeline, flags.baseline);
+  return failedChecks.length > 0 || drops.length > 0 ? 3 : 0;
 }
 
 function stageJson(outcome: StageOutcome): Record<string, unknown> {
-  const { id, status, key, durationMs, why, record } = outcome;
-  return { id, status, key: key ?? null, durationMs, why, metrics: record?.metrics, info: record?.info, failedChecks: record?.failedChecks };
+  const { id, status, key, durationMs, why, record, remote } = outcome;
+  return { id, status, key: key ?? null, durationMs, why, remote, metrics: record?.metrics, info: record?.info, failedChecks: record?.failedChecks };
 }

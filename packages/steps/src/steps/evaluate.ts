@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
-import { SPLITS, openSplit, type PreprocessedSplit, type Split } from '../data/dataset.js';
+import { SPLITS, openSplit, splitFiles, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { classificationReport, confusionTable, type ClassificationReport } from '../ml/metrics.js';
 import { loadModelArtifact, readModelMetadata, type ModelMetadata } from '../ml/model-artifact.js';
 import { PredictionPool, workerCount } from '../ml/worker-pool.js';
@@ -22,8 +22,8 @@ interface Params {
 
 export default defineStep<Params>({
   name: 'evaluate',
-  version: '1',
-  description: 'Scores a model on one split: accuracy, top-k, per-class precision/recall/F1, confusion matrix, ROC-AUC',
+  version: '2',
+  description: 'Scores a model on one split: accuracy, top-k, per-class precision/recall/F1, confusion matrix, ROC-AUC; writes an HTML report with its charts',
   params: {
     type: 'object',
     additionalProperties: false,
@@ -48,7 +48,7 @@ export default defineStep<Params>({
     },
   },
   inputs: ['model', 'dataset'],
-  outputs: ['metrics'],
+  outputs: ['metrics', 'report'],
   async run(ctx) {
     const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
     const metadata = await readModelMetadata(ctx.inputs['model']!);
@@ -60,6 +60,8 @@ export default defineStep<Params>({
     const report = classificationReport(labels, probabilities, metadata.classes, Math.min(ctx.params.top_k, metadata.classes.length));
     await writeFile(join(ctx.outputs['metrics']!, 'metrics.json'), `${JSON.stringify({ split: ctx.params.split, ...report }, null, 2)}\n`);
     logReport(report, ctx.params.split, (line) => ctx.log.info(line));
+    const { writeReport } = await import('../report/write-report.js');
+    await writeReport(ctx.outputs['report']!, { split: ctx.params.split, base: metadata.base.ref, report, labels, probabilities, history: metadata.history ?? [], imagesFile: splitFiles(ctx.inputs['dataset']!, ctx.params.split).images });
     return { info: { backend, workers }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
   },
 });

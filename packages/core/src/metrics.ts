@@ -1,0 +1,67 @@
+import type { Lockfile } from './lockfile.js';
+import type { Pipeline } from './pipeline.js';
+
+/** One metric of one stage, before (the baseline) and after (the current lock file). */
+export interface MetricRow {
+  stage: string;
+  metric: string;
+  before?: number;
+  after?: number;
+  /** after − before, when both exist. */
+  delta?: number;
+}
+
+/** Every recorded metric of the current lock file against the baseline's, stage by stage, in lock order. */
+export function diffMetrics(current: Lockfile, baseline?: Lockfile): MetricRow[] {
+  const rows: MetricRow[] = [];
+  const stageIds = [...new Set([...Object.keys(current.stages), ...Object.keys(baseline?.stages ?? {})])];
+  for (const stage of stageIds) {
+    const after = current.stages[stage]?.metrics ?? {};
+    const before = baseline?.stages[stage]?.metrics ?? {};
+    for (const metric of [...new Set([...Object.keys(after), ...Object.keys(before)])].sort()) {
+      const row: MetricRow = { stage, metric };
+      if (metric in before) row.before = before[metric]!;
+      if (metric in after) row.after = after[metric]!;
+      if (row.before !== undefined && row.after !== undefined) row.delta = roundDelta(row.after - row.before);
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+function roundDelta(value: number): number {
+  return Math.round(value * 1e6) / 1e6;
+}
+
+/**
+ * Stages may declare `max_drop: { metric: amount }` in their params: the largest fall of that metric
+ * against the baseline the run accepts. Returns one message per metric that fell further (the run then
+ * exits 3) and one note per stage that has no baseline to compare with (it passes).
+ */
+export function maxDropViolations(pipeline: Pipeline, current: Lockfile, baseline: Lockfile, baselineName: string): { violations: string[]; notes: string[] } {
+  const violations: string[] = [];
+  const notes: string[] = [];
+  for (const id of pipeline.order) {
+    const limits = maxDropOf(pipeline.stages.get(id)!.params);
+    if (Object.keys(limits).length === 0) continue;
+    const before = baseline.stages[id]?.metrics;
+    const after = current.stages[id]?.metrics;
+    if (!before) {
+      notes.push(`stage "${id}": no metrics at ${baselineName} to compare with; max_drop not checked`);
+      continue;
+    }
+    for (const [metric, allowed] of Object.entries(limits)) {
+      const [was, now] = [before[metric], after?.[metric]];
+      if (was === undefined || now === undefined) continue;
+      const drop = was - now;
+      if (drop > allowed + 1e-12) violations.push(`stage "${id}": ${metric} fell from ${was} (${baselineName}) to ${now}, by ${roundDelta(drop)}, more than max_drop ${allowed}`);
+    }
+  }
+  return { violations, notes };
+}
+
+function maxDropOf(params: Record<string, unknown>): Record<string, number> {
+  const value = params['max_drop'];
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, number] => typeof entry[1] === 'number'));
+}
