@@ -2,6 +2,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepUserError } from '@headstart/core';
 import { CLASSES_FILE, SPLITS, readClasses, type Split } from '../data/dataset.js';
+import type { RgbOptions } from '../data/image.js';
 import type { BaseInfo } from '../runtime/base-model.js';
 import { NpyReader } from '../runtime/npy.js';
 
@@ -18,6 +19,8 @@ export interface BaseRecipe {
   sha256?: string;
   inputSize: number;
   info: BaseInfo;
+  /** How preprocess decoded the images (fit, background): recorded so predict decodes new images alike. */
+  imageDecoding?: RgbOptions;
 }
 
 export interface FeatureSplit {

@@ -30,10 +30,13 @@ export interface DecodingSource {
 }
 
 /**
- * The decoding the model's training images had: from the preprocessed dataset, else from an exported
+ * The decoding the model's training images had: as the model records it (models made since extract-features
+ * version 2), else from the preprocessed dataset, else from an exported
  * model's preprocessing.json, else preprocess's defaults at the model's input size (`assumed`).
  */
 export async function imageDecodingFor(source: DecodingSource): Promise<{ decoding: ImageDecoding; assumed: boolean }> {
+  const recorded = source.metadata.base.imageDecoding;
+  if (recorded) return { decoding: recorded, assumed: false };
   if (source.dataset) {
     const { size, fit, background } = await readPreprocessing(source.dataset);
     return { decoding: { size, fit, background }, assumed: false };

@@ -21,7 +21,7 @@ interface Params {
 
 export default defineStep<Params>({
   name: 'extract-features',
-  version: '1',
+  version: '2',
   description: 'Runs the frozen pretrained base over every split once and stores its features as .npy',
   params: {
     type: 'object',
@@ -66,7 +66,7 @@ export default defineStep<Params>({
       }
       const seconds = (performance.now() - started) / 1000;
       ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}${pool ? ` × ${workers} workers` : ''}`);
-      await writeFeatureMetadata(out, dataset, { ref: ctx.params.base, ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}), inputSize: preprocessing.size, info: base.info });
+      await writeFeatureMetadata(out, dataset, { ref: ctx.params.base, ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}), inputSize: preprocessing.size, info: base.info, imageDecoding: { size: preprocessing.size, fit: preprocessing.fit, background: preprocessing.background } });
       return { info: { backend, workers }, metrics: { images_per_second: Math.round((done / seconds) * 10) / 10 } };
     } finally {
       await pool?.close();

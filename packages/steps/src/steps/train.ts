@@ -26,7 +26,7 @@ const RANGE: [number, number] = [0, 1];
 
 export default defineStep<Params>({
   name: 'train',
-  version: '2',
+  version: '3',
   description: 'Trains a model from scratch on the images (the baseline transfer learning has to beat)',
   params: {
     type: 'object',
@@ -79,7 +79,7 @@ export default defineStep<Params>({
       await saveModelArtifact(model, ctx.outputs['model']!, {
         classes: train.classes,
         preprocessing,
-        base: { ref: 'scratch', inputSize: info.size, info: { source: 'scratch', layer: '', pooling: 'none', featureShape: [], preprocessing } },
+        base: { ref: 'scratch', inputSize: info.size, info: { source: 'scratch', layer: '', pooling: 'none', featureShape: [], preprocessing }, imageDecoding: { size: info.size, fit: info.fit, background: info.background } },
         headLayers: model.layers.map((layer) => layer.name),
         binary: false,
         history: [{ phase: 'scratch', ...history }],

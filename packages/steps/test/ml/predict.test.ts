@@ -25,9 +25,11 @@ describe('findImages', () => {
 });
 
 describe('imageDecodingFor', () => {
-  const metadata = { preprocessing: { inputSize: 96, channels: 3, range: [0, 1], resize: 'bilinear' } } as ModelMetadata;
+  const metadata = { preprocessing: { inputSize: 96, channels: 3, range: [0, 1], resize: 'bilinear' }, base: { ref: 'mnist_cnn' } } as ModelMetadata;
 
-  it('reads the dataset, else an export\'s preprocessing.json, else assumes preprocess\'s defaults', async () => {
+  it('reads the model\'s record, else the dataset, else an export\'s preprocessing.json, else assumes preprocess\'s defaults', async () => {
+    const recorded = { ...metadata, base: { ...metadata.base, imageDecoding: { size: 96, fit: 'contain', background: 'black' } } } as ModelMetadata;
+    expect(await imageDecodingFor({ model: '/nowhere', metadata: recorded, dataset: '/nowhere' })).toEqual({ decoding: { size: 96, fit: 'contain', background: 'black' }, assumed: false });
     const dir = await tempDir('headstart-decoding-');
     await writeFile(path.join(dir, 'preprocessing.json'), JSON.stringify({ size: 64, channels: 3, fit: 'cover', background: 'black', splits: { train: 1 } }));
     expect(await imageDecodingFor({ model: '/nowhere', metadata, dataset: dir })).toEqual({ decoding: { size: 64, fit: 'cover', background: 'black' }, assumed: false });

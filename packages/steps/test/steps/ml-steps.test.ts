@@ -48,7 +48,7 @@ describe('extract-features', () => {
     expect(await npyShape(path.join(features, 'test/features.npy'))).toEqual([30, 64]);
     expect(await readFile(path.join(features, 'train/labels.npy'))).toEqual(await readFile(path.join(dataset, 'train/labels.npy')));
     const base = JSON.parse(await readFile(path.join(features, 'base.json'), 'utf8'));
-    expect(base).toMatchObject({ ref: 'mnist_cnn', inputSize: 28, info: { layer: 'conv3_relu', pooling: 'avg', featureShape: [64] } });
+    expect(base).toMatchObject({ ref: 'mnist_cnn', inputSize: 28, info: { layer: 'conv3_relu', pooling: 'avg', featureShape: [64] }, imageDecoding: { size: 28, fit: 'fill', background: 'white' } });
   });
 
   it('cuts at another layer and keeps feature maps without pooling', async () => {
