@@ -46,7 +46,18 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--baseline <rev>', 'git revision whose lock file `max_drop` compares against', 'HEAD')
     .option('--remote <url>', REMOTE_HELP)
     .addOption(new Option('--push <when>', 'push results of stages that ran to the remote cache (never: read only)').choices(['always', 'never']).default('always'))
+    .addOption(new Option('--executor <name>', 'where stages run: here, or on `headstart worker`s through a Redis queue').choices(['local', 'queue']).default('local'))
+    .option('--redis <url>', 'Redis of the stage queue, redis://host:6379 (with --executor queue)')
     .action(action(async () => (await import('./commands/run.js')).runCommand));
+
+  program.command('worker')
+    .description('run stage jobs from a Redis queue (`headstart run --executor queue`), sharing results through the remote cache')
+    .requiredOption('--redis <url>', 'Redis of the stage queue, redis://host:6379')
+    .option('--remote <url>', REMOTE_HELP)
+    .option('--concurrency <n>', 'stages to run at once', positiveInteger, 1)
+    .option('--name <name>', 'this worker\'s name in results and errors (default: host:pid)')
+    .option('--cache-dir <dir>', 'local cache directory (default: $HEADSTART_CACHE_DIR or .headstart/cache here)')
+    .action(action(async () => (await import('./commands/worker.js')).workerCommand));
 
   pipelineOptions(program.command('push').description('upload the cached results of the pipeline\'s stages to the remote cache'))
     .option('--stage <id>', 'only this stage and what it depends on (repeatable)', collect, [])

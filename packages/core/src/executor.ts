@@ -9,7 +9,7 @@ import { lockfilePath, readLockfile, updateLockfile, type Lockfile } from './loc
 import type { Pipeline, Stage } from './pipeline.js';
 import { acquireProcessLock } from './process-lock.js';
 import type { RunRecord } from './run-record.js';
-import { runStageJob, type StageJob } from './stage-runner.js';
+import { runStageJob, type StageHooks, type StageJob } from './stage-runner.js';
 import type { Sha256Hex } from './util/digest.js';
 
 export type StageStatus = 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run';
@@ -54,6 +54,19 @@ export interface RemoteCache {
   readonly canPublish: boolean;
 }
 
+/**
+ * Runs one stage job the executor decided must run: in this process by default, or elsewhere (a queue
+ * worker). Whatever it returns must be in the local store (record and objects) when it resolves.
+ */
+export interface StageRunner {
+  run(job: StageJob, stage: Stage, hooks: StageHooks): Promise<RunRecord>;
+  /**
+   * True when the stage runs on another machine: the result reaches the remote cache from there (the
+   * executor does not push it again) and the step's workspace outputs are restored here as on a hit.
+   */
+  readonly runsElsewhere: boolean;
+}
+
 export interface RunOptions {
   cache: Cache;
   reporter: Reporter;
@@ -68,6 +81,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Before running a stage, pull its result from here if it is there; after running one, push it. */
   remote?: RemoteCache;
+  /** Who runs the stages that must run (default: this process). */
+  stageRunner?: StageRunner;
 }
 
 export interface RunSummary {
@@ -124,8 +139,10 @@ class PipelineRun {
   private readonly lockfile: Lockfile;
   private readonly controller = new AbortController();
   private stopStarting = false;
+  private readonly runner: StageRunner;
 
   constructor(private readonly pipeline: Pipeline, private readonly options: RunOptions) {
+    this.runner = options.stageRunner ?? localRunner(options.cache);
     this.lockfile = readLockfile(lockfilePath(pipeline));
     options.signal?.addEventListener('abort', () => {
       this.stopStarting = true;
@@ -232,13 +249,14 @@ class PipelineRun {
       }
       reporter.stageStarted(stage.id, why);
       const job: StageJob = { key, stage: stage.id, uses: stage.uses, workdir: this.pipeline.dir, keyDocument: document, inputs: this.inputArtifacts(stage), outputs: stage.outputs };
-      const record = await runStageJob(job, stage.step, cache, {
+      const record = await this.runner.run(job, stage, {
         signal: this.controller.signal,
         log: (level, message) => reporter.log(stage.id, level, message),
         progress: (done, total, unit) => reporter.progress(stage.id, done, total, unit),
       });
       cache.hasher.clearMemo();
-      await this.publish(stage, record);
+      if (this.runner.runsElsewhere) await this.hit(stage, key);
+      else await this.publish(stage, record);
       return { id: stage.id, status: 'ran', key, durationMs: record.durationMs, why, record };
     } finally {
       release();
@@ -289,6 +307,11 @@ class PipelineRun {
   private inputArtifacts(stage: Stage): Record<string, ArtifactRef> {
     return Object.fromEntries(Object.entries(stage.inputs).map(([name, input]) => [name, this.outputs.get(input.stage)![input.output]!]));
   }
+}
+
+/** The default: the stage runs in this process, against the local cache. */
+function localRunner(cache: Cache): StageRunner {
+  return { runsElsewhere: false, run: (job, stage, hooks) => runStageJob(job, stage.step, cache, hooks) };
 }
 
 /** A stray exception becomes a Failure here, once: user errors keep their reason, bugs keep their stack. */

@@ -41,3 +41,6 @@ export { diffMetrics, maxDropViolations } from './metrics.js';
 export type { MetricRow } from './metrics.js';
 export type { RemoteCache } from './executor.js';
 export { verifyArtifact } from './artifacts.js';
+export type { StageRunner } from './executor.js';
+export { resolveStep } from './step-resolver.js';
+export type { ResolvedStep, StepResolution } from './step-resolver.js';

@@ -4,6 +4,7 @@ import { checkMaxDrop } from '../baseline.js';
 import { loadForCommand, openPipelineCache, printFailures, unknownTargets, type PipelineFlags } from '../load.js';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
 import { createReporter } from '../reporter.js';
+import { openQueueRunner } from './worker.js';
 
 interface RunFlags extends PipelineFlags, RemoteFlags {
   stage: string[];
@@ -17,7 +18,12 @@ interface RunFlags extends PipelineFlags, RemoteFlags {
   backend?: string;
   workers?: number;
   baseline: string;
+  executor: 'local' | 'queue';
+  redis?: string;
 }
+
+/** With --executor queue, stages in flight at once by default: the workers' concurrency is the real limit. */
+const QUEUED_AT_ONCE = 64;
 
 export async function runCommand(file: string, flags: RunFlags): Promise<number> {
   if (flags.backend) process.env['HEADSTART_BACKEND'] = flags.backend;
@@ -32,6 +38,12 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   const opened = await openRemote(flags, (message) => reporter.warn(message));
   if (!opened.ok) return opened.exitCode;
   const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
+  const queue = flags.executor === 'queue' ? await openQueueRunner(flags.redis, opened.remote, cache) : undefined;
+  if (flags.executor === 'queue' && !queue) {
+    opened.remote?.close();
+    await cache.close();
+    return 2;
+  }
   const startedAt = new Date();
   const git = gitState(pipeline.dir);
   const interrupt = new AbortController();
@@ -48,17 +60,19 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     summary = await runPipeline(pipeline, {
       cache,
       reporter,
-      jobs: flags.jobs ?? availableParallelism(),
+      jobs: flags.jobs ?? (queue ? QUEUED_AT_ONCE : availableParallelism()),
       ...(flags.stage.length > 0 ? { targets: flags.stage.flatMap((target) => selectStages(pipeline, target)) } : {}),
       force: flags.forceAll ? 'all' : flags.force.flatMap((target) => selectStages(pipeline, target)),
       dryRun: flags.dryRun ?? false,
       failureMode: flags.keepGoing ? 'keep-going' : 'no-new',
       signal: interrupt.signal,
       ...(opened.remote ? { remote: opened.remote } : {}),
+      ...(queue ? { stageRunner: queue } : {}),
     });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await queue?.close();
     opened.remote?.close();
     await cache.close();
   }

@@ -1,0 +1,42 @@
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { RunRecord, StageJob } from '@headstart/core';
+import type { ChildMessage, ChildRequest } from './job-data.js';
+
+const CHILD = fileURLToPath(new URL('./stage-child.js', import.meta.url));
+const STDERR_LINES = 20;
+
+/** The stage itself failed (or the worker refused it): retrying elsewhere would fail the same way. */
+export class StageFailed extends Error {
+  override name = 'StageFailed';
+}
+
+/**
+ * Runs the job in a child process against the cache at `cacheRoot`. Resolves with the record; rejects with
+ * StageFailed when the step fails or is refused, and with a plain Error when the child dies (retryable).
+ */
+export function runInChild(job: StageJob, cacheRoot: string, log: (line: string) => void): Promise<RunRecord> {
+  const child = fork(CHILD, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const stderrTail: string[] = [];
+  log(`stage process ${child.pid}`);
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => log(text.trimEnd()));
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    stderrTail.push(...text.trimEnd().split('\n'));
+    stderrTail.splice(0, Math.max(0, stderrTail.length - STDERR_LINES));
+  });
+  return new Promise((resolve, reject) => {
+    let answer: ChildMessage | undefined;
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'log') log(message.message);
+      else answer = message;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (answer?.type === 'done') return resolve(answer.record);
+      const tail = stderrTail.length > 0 ? `\n${stderrTail.join('\n')}` : '';
+      if (answer?.type === 'failed') return reject(new StageFailed(`${answer.message}${tail}`));
+      reject(new Error(`the stage's process died (${signal ?? `exit code ${code}`})${tail}`));
+    });
+    child.send({ job, cacheRoot } satisfies ChildRequest);
+  });
+}

@@ -1,0 +1,66 @@
+import { hostname } from 'node:os';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Cache } from '@headstart/core';
+import type { S3RemoteCache } from '@headstart/remote';
+import type { QueuedStage, StageResult } from './job-data.js';
+import { pullInputs } from './pull-inputs.js';
+import { redisConnection } from './redis.js';
+import { runInChild, StageFailed } from './run-in-child.js';
+import { lockSettingsFrom, QUEUE_NAME } from './settings.js';
+
+export interface WorkerOptions {
+  redisUrl: string;
+  remote: S3RemoteCache;
+  cache: Cache;
+  concurrency: number;
+  name?: string;
+  /** One line per event (a stage taken, its output, its end). */
+  print(line: string): void;
+}
+
+export interface StageWorker {
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+/** Takes stage jobs from the queue: a result the remote already holds is returned, anything else runs here. */
+export function startWorker(options: WorkerOptions): StageWorker {
+  const name = options.name ?? `${hostname()}:${process.pid}`;
+  const connection = redisConnection(options.redisUrl);
+  const worker = new Worker<QueuedStage, StageResult>(QUEUE_NAME, (job) => processStage(job, name, options), {
+    connection,
+    concurrency: options.concurrency,
+    name,
+    ...lockSettingsFrom(),
+  });
+  worker.on('error', (error) => options.print(`worker error: ${error.message}`));
+  return {
+    name,
+    close: async () => {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
+}
+
+async function processStage(bullJob: Job<QueuedStage>, worker: string, options: WorkerOptions): Promise<StageResult> {
+  const { job } = bullJob.data;
+  const { remote, cache, print } = options;
+  const existing = await remote.lookup(job.key);
+  if (existing) {
+    print(`= ${job.stage}: already in the remote cache`);
+    return { record: existing, worker, ran: false };
+  }
+  print(`▶ ${job.stage}: running (attempt ${bullJob.attemptsMade + 1})`);
+  await pullInputs(job.inputs, remote, cache);
+  try {
+    const record = await runInChild(job, cache.root, (line) => print(`  ${job.stage}: ${line}`));
+    await remote.publish(record, cache);
+    print(`✓ ${job.stage}: ran in ${(record.durationMs / 1000).toFixed(1)}s`);
+    return { record, worker, ran: true };
+  } catch (error) {
+    if (!(error instanceof StageFailed)) throw error;
+    print(`✗ ${job.stage}: failed`);
+    throw new UnrecoverableError(`worker ${worker}: ${error.message}`);
+  }
+}

@@ -1,0 +1,247 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Rig } from './rig.js';
+
+const BUCKET = 'cache';
+const SHARED_STAGE = 'base';
+const SWEEP = ['a', 'b', 'c', 'd'];
+
+/** One stage feeding four that each sleep, then write an output; every real run appends to <stage>.log. */
+function pipeline(seconds: number, salt: string): string {
+  const sweep = SWEEP.map((id) => `  ${id}:
+    uses: shell
+    inputs: { base: base.base }
+    with: { run: 'sleep ${seconds}; cat "$HEADSTART_INPUT_BASE/base.txt" > ${id}.txt; echo ${id} >> ${id}.txt; echo ran >> ${id}.log', outs: { out: ${id}.txt } }
+`);
+  return `stages:
+  base:
+    uses: shell
+    with: { run: "sleep 1; echo ${salt} > base.txt; echo ran >> base.log", outs: { base: base.txt } }
+${sweep.join('')}`;
+}
+
+let redis: ChildProcess;
+let redisUrl: string;
+let redisPort: number;
+let s3: S3rver;
+let s3Dir: string;
+let endpoint: string;
+const workers: Worker[] = [];
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+beforeAll(async () => {
+  const port = (redisPort = await freePort());
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    redis.on('exit', (code) => reject(new Error(`redis-server exited (${code})`)));
+    redis.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('Ready to accept connections')) resolve();
+    });
+  });
+  redisUrl = `redis://127.0.0.1:${port}`;
+  s3Dir = mkdtempSync(join(tmpdir(), 'headstart-s3-'));
+  s3 = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: s3Dir, configureBuckets: [{ name: BUCKET, configs: [] }] });
+  endpoint = `http://127.0.0.1:${(await s3.run()).port}`;
+});
+
+afterAll(async () => {
+  redis?.kill('SIGKILL');
+  await s3?.close();
+  rmSync(s3Dir, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+});
+
+function env(): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: join(tmpdir(), 'headstart-no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), 'headstart-no-aws-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    // Short locks, so that a killed worker's job goes to another one within seconds.
+    HEADSTART_QUEUE_LOCK_MS: '3000',
+    HEADSTART_QUEUE_STALLED_MS: '1000',
+  };
+}
+
+/** A `headstart worker` process with its own local cache; its output is kept line by line. */
+class Worker {
+  readonly lines: string[] = [];
+  readonly process;
+
+  constructor(rig: Rig, readonly name: string, prefix: string, extraEnv: Record<string, string> = {}) {
+    const cacheDir = mkdtempSync(join(tmpdir(), `headstart-worker-${name}-`));
+    this.process = rig.spawn({ ...env(), ...extraEnv }, 'worker', '--redis', redisUrl, '--remote', `s3://${BUCKET}/${prefix}`, '--name', name, '--cache-dir', cacheDir);
+    this.process.stdout!.on('data', (chunk: Buffer) => this.lines.push(...chunk.toString().trimEnd().split('\n')));
+    workers.push(this);
+  }
+
+  async ready(): Promise<void> {
+    while (!this.lines.some((line) => line.includes('waiting for stage jobs'))) {
+      if (this.process.exitCode !== null) throw new Error(`worker ${this.name} exited: ${String((await this.process).stderr)}`);
+      await sleep(50);
+    }
+  }
+
+  /** Stages this worker ran (not those it found in the remote cache). */
+  ran(): string[] {
+    return this.lines.flatMap((line) => /^✓ (\S+): ran/.exec(line)?.[1] ?? []);
+  }
+
+  async stop(): Promise<void> {
+    this.process.kill('SIGTERM');
+    await this.process;
+  }
+}
+
+const keysAndOutputs = (rig: Rig) => Object.entries(rig.lockfile().stages).map(([id, entry]) => [id, entry.key, entry.outputs]);
+/** The ids of the jobs Redis holds for the stage queue (BullMQ keeps each in a hash named after its id). */
+function queuedJobIds(): string[] {
+  const keys = spawnSync('redis-cli', ['-p', String(redisPort), '--raw', 'KEYS', 'bull:headstart-stages:*'], { encoding: 'utf8' }).stdout;
+  return keys.split('\n').flatMap((key) => /^bull:headstart-stages:([0-9a-f]{64})$/.exec(key)?.[1] ?? []);
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const runs = (rig: Rig, stage: string) => (rig.exists(`${stage}.log`) ? rig.read(`${stage}.log`).trim().split('\n').length : 0);
+
+async function startWorkers(rig: Rig, prefix: string): Promise<Worker[]> {
+  const started = [new Worker(rig, 'w1', prefix), new Worker(rig, 'w2', prefix)];
+  await Promise.all(started.map((worker) => worker.ready()));
+  return started;
+}
+
+async function runQueued(rig: Rig, prefix: string) {
+  const result = await rig.runWith(env(), 'run', '--json', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/${prefix}`);
+  let json: { stages: { id: string; status: string; remote?: boolean }[] };
+  try {
+    json = JSON.parse(result.stdout);
+  } catch {
+    throw new Error(`not JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
+  }
+  return { ...result, statuses: Object.fromEntries(json.stages.map((s) => [s.id, s.remote ? 'remote' : s.status])) };
+}
+
+describe('stages on BullMQ workers (run --executor queue)', () => {
+  it('two workers share a sweep: each stage runs once, hashes match a local run, a second run enqueues nothing', async () => {
+    const rig = new Rig();
+    rig.write('headstart.yaml', pipeline(1, 'sweep'));
+    const pool = await startWorkers(rig, 'sweep');
+
+    const first = await runQueued(rig, 'sweep');
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(Object.values(first.statuses)).toEqual(Array(5).fill('ran'));
+    expect([SHARED_STAGE, ...SWEEP].map((id) => runs(rig, id))).toEqual([1, 1, 1, 1, 1]);
+    expect(pool.every((worker) => worker.ran().length > 0), pool.map((w) => w.lines.join('\n')).join('\n--\n')).toBe(true);
+    expect(pool.flatMap((worker) => worker.ran()).sort()).toEqual([SHARED_STAGE, ...SWEEP].sort());
+    expect(rig.read('c.txt')).toBe('sweep\nc\n');
+
+    const local = new Rig();
+    local.write('headstart.yaml', pipeline(1, 'sweep'));
+    expect((await local.run('run')).exitCode).toBe(0);
+    expect(keysAndOutputs(rig)).toEqual(keysAndOutputs(local));
+
+    const again = await runQueued(rig, 'sweep');
+    expect(Object.values(again.statuses)).toEqual(Array(5).fill('cached'));
+    const elsewhere = new Rig();
+    elsewhere.write('headstart.yaml', pipeline(1, 'sweep'));
+    const fresh = await runQueued(elsewhere, 'sweep');
+    expect(Object.values(fresh.statuses)).toEqual(Array(5).fill('remote'));
+    expect(pool.flatMap((worker) => worker.ran())).toHaveLength(5);
+    expect(pool.flatMap((worker) => worker.lines).filter((line) => line.startsWith('▶'))).toHaveLength(5);
+  });
+
+  it('a worker killed with -9 during a stage: another one completes it and the run succeeds', async () => {
+    const rig = new Rig();
+    rig.write('headstart.yaml', pipeline(3, 'killed'));
+    const [victim, survivor] = await startWorkers(rig, 'killed');
+    const run = runQueued(rig, 'killed');
+    const stageProcessLine = () => /^ {2}[a-d]: stage process (\d+)$/m.exec(victim!.lines.join('\n'));
+    while (!stageProcessLine()) await sleep(50);
+    const stageProcess = Number(stageProcessLine()![1]);
+    expect(isAlive(stageProcess)).toBe(true);
+    victim!.process.kill('SIGKILL');
+    // The stage sleeps 3 s: its process must go with its worker, not when the stage would have ended.
+    for (let waited = 0; isAlive(stageProcess) && waited < 1500; waited += 50) await sleep(50);
+    expect(isAlive(stageProcess), 'the killed worker left its stage process behind').toBe(false);
+    const result = await run;
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(Object.values(result.statuses)).toEqual(Array(5).fill('ran'));
+    expect(survivor!.ran().length).toBeGreaterThanOrEqual(4);
+    expect(rig.read('d.txt')).toBe('killed\nd\n');
+  });
+
+  it('a failing stage fails once, naming the stage, the worker and its stderr; bad flags are one line, exit 2', async () => {
+    const rig = new Rig();
+    rig.write('headstart.yaml', `stages:\n  bad:\n    uses: shell\n    with: { run: "echo ran >> bad.log; echo boom >&2; exit 3" }\n`);
+    await startWorkers(rig, 'failing');
+    const result = await rig.runWith(env(), 'run', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/failing`);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/^stage "bad" failed: worker w[12]: command exited with code 3: boom$/m);
+    expect(runs(rig, 'bad')).toBe(1);
+
+    const noRedis = await rig.runWith(env(), 'run', '--executor', 'queue', '--remote', `s3://${BUCKET}/failing`);
+    expect([noRedis.exitCode, noRedis.stderr.trim()]).toEqual([2, '--executor queue needs --redis redis://host:6379']);
+    const badRedis = await rig.runWith(env(), 'worker', '--redis', `redis://127.0.0.1:${await freePort()}`, '--remote', `s3://${BUCKET}/failing`);
+    expect(badRedis.exitCode).toBe(2);
+    expect(badRedis.stderr.trim()).toMatch(/^cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+  });
+
+  it('a worker whose step code differs from the coordinator\'s refuses the job', async () => {
+    const rig = new Rig();
+    rig.write('step.mjs', `export default {
+  name: 'stamp', version: process.env.STAMP_STEP_VERSION ?? '1', params: { type: 'object' }, outputs: ['out'],
+  async run(ctx) { const { writeFile } = await import('node:fs/promises'); await writeFile(ctx.outputs.out + '/v.txt', 'v'); },
+};
+`);
+    rig.write('headstart.yaml', 'stages:\n  stamp:\n    uses: ./step.mjs\n');
+    new Worker(rig, 'old', 'skew', { STAMP_STEP_VERSION: '0' });
+    await Promise.all(workers.map((worker) => worker.ready()));
+    const result = await rig.runWith(env(), 'run', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/skew`);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/stage "stamp" failed: worker old: version skew: this worker resolves "\.\/step\.mjs" to .*"version":"0".*the job was keyed with .*"version":"1".*refusing it/);
+    expect(workers[0]!.lines.filter((line) => line.startsWith('▶'))).toHaveLength(1);
+  });
+
+  it('Ctrl-C on the coordinator removes the jobs no worker has taken', async () => {
+    const rig = new Rig();
+    rig.write('headstart.yaml', pipeline(1, 'interrupted'));
+    const before = new Set(queuedJobIds());
+    const coordinator = rig.spawn(env(), 'run', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/interrupted`);
+    let added: string[] = [];
+    for (let waited = 0; added.length === 0 && waited < 20_000; waited += 100) {
+      await sleep(100);
+      added = queuedJobIds().filter((id) => !before.has(id));
+    }
+    expect(added).toHaveLength(1);
+    coordinator.kill('SIGINT');
+    expect((await coordinator).exitCode).toBe(130);
+    expect(queuedJobIds().filter((id) => !before.has(id))).toEqual([]);
+    expect(runs(rig, SHARED_STAGE)).toBe(0);
+  });
+});
