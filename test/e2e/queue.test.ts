@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,10 +119,10 @@ function queuedJobIds(): string[] {
   return keys.split('\n').flatMap((key) => /^bull:headstart-stages:([0-9a-f]{64})$/.exec(key)?.[1] ?? []);
 }
 
+/** Running, not merely unreaped: an orphan that exited stays a zombie until init (slow here) reaps it. */
 const isAlive = (pid: number) => {
   try {
-    process.kill(pid, 0);
-    return true;
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
   } catch {
     return false;
   }

@@ -1,9 +1,9 @@
 // The child process that runs one stage for a worker, so that a CPU-bound step never blocks the worker's
 // event loop (which renews the job's lock). It exits when its worker goes: no orphan after a kill -9.
-import { canonicalJson, openCache, resolveStep, runStageJob, type StageJob } from '@headstart/core';
-import { builtinSteps } from '@headstart/steps';
+// The handlers are registered before anything heavy loads: a worker killed while its child is still
+// importing the steps must not leave the child behind for the seconds that takes on a busy machine.
+import type { StageJob } from '@headstart/core';
 import type { ChildMessage, ChildRequest } from './job-data.js';
-import { messageOf } from './redis.js';
 
 process.on('disconnect', () => process.exit(1));
 process.once('message', (request: ChildRequest) => {
@@ -11,9 +11,11 @@ process.once('message', (request: ChildRequest) => {
 });
 
 async function runRequest({ job, cacheRoot }: ChildRequest): Promise<ChildMessage> {
+  const { openCache, resolveStep, runStageJob } = await import('@headstart/core');
+  const { builtinSteps } = await import('@headstart/steps');
   const resolved = await resolveStep(job.uses, job.workdir, builtinSteps);
   if (!resolved.ok) return { type: 'failed', refused: true, message: `cannot resolve uses "${job.uses}" here${resolved.detail}` };
-  const skew = identitySkew(job, resolved.value.identity);
+  const skew = await identitySkew(job, resolved.value.identity);
   if (skew) return { type: 'failed', refused: true, message: skew };
   const cache = openCache(cacheRoot, (message) => send({ type: 'log', level: 'warn', message }));
   try {
@@ -24,14 +26,15 @@ async function runRequest({ job, cacheRoot }: ChildRequest): Promise<ChildMessag
     });
     return { type: 'done', record };
   } catch (error) {
-    return { type: 'failed', refused: false, message: messageOf(error) };
+    return { type: 'failed', refused: false, message: error instanceof Error ? error.message : String(error) };
   } finally {
     await cache.close();
   }
 }
 
 /** The worker must run the very code the coordinator keyed the stage with. */
-function identitySkew(job: StageJob, identity: unknown): string | undefined {
+async function identitySkew(job: StageJob, identity: unknown): Promise<string | undefined> {
+  const { canonicalJson } = await import('@headstart/core');
   if (canonicalJson(identity) === canonicalJson(job.keyDocument.step)) return undefined;
   return `version skew: this worker resolves "${job.uses}" to ${canonicalJson(identity)}, the job was keyed with ${canonicalJson(job.keyDocument.step)}; refusing it`;
 }
