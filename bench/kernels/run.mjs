@@ -5,12 +5,16 @@
 //
 //   (cd packages/steps && npx tsc -b)      # the script runs over packages/steps/dist
 //   node bench/kernels/run.mjs [--reps 5] [--cpu-reps 1] [--steps 5] [--cpu-step] [--no-top] [--profile]
+//                              [--threads 2] [--no-kernels]
 //
 // "stock" re-registers the wasm package's own Conv2DBackpropInput, Tile, Sum, Mean, Identity and
 // FusedBatchNorm and tfjs-core's relu6 gradient: the backend with only the kernels it lacks added,
 // which is as fast as wasm could train before. --cpu-step also times steps on the cpu backend (about
-// a minute each). Everything runs in one process: compare ratios within one run.
-import { mkdtempSync, rmSync } from 'node:fs';
+// a minute each). Everything runs in one process: compare ratios within one run. The last table
+// times a step of the MobileNetV2 tops as tfjs's trainOnBatch, as fine-tune's sliced trainer on one
+// thread, and shared between --threads threads (data-parallel, the main thread and worker threads:
+// packages/steps/src/ml/train-pool.ts), alternating.
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +31,8 @@ const { values } = parseArgs({
     'cpu-step': { type: 'boolean', default: false },
     'no-top': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '2' },
+    'no-kernels': { type: 'boolean', default: false },
   },
 });
 const BATCH = 32;
@@ -41,6 +47,7 @@ const snapshot = () => ({ grad: tf.getGradient('ClipByValue'), ...Object.fromEnt
 const stock = snapshot();
 const rt = await import(path.join(steps, 'dist/runtime/index.js'));
 const graph = await import(path.join(steps, 'dist/ml/model-graph.js'));
+const trainPool = await import(path.join(steps, 'dist/ml/train-pool.js'));
 await rt.loadBackend('wasm');
 const ours = snapshot();
 
@@ -247,6 +254,110 @@ async function stepRows(cacheDir) {
   return { rows, profiles };
 }
 
+/**
+ * Where the main thread's time goes in data-parallel steps: the trainer's own phases, timed by wrapping
+ * its methods (bench only); the rest of a step is waiting for the workers.
+ */
+function timePhases(trainer, optimizer) {
+  const phases = { publish: [], own: [], apply: [], adam: [] };
+  const wrap = (target, method, phase) => {
+    const original = target[method].bind(target);
+    target[method] = (...args) => {
+      const start = performance.now();
+      try {
+        return original(...args);
+      } finally {
+        phases[phase].push(performance.now() - start);
+      }
+    };
+  };
+  wrap(trainer, 'publishWeights', 'publish');
+  wrap(trainer, 'ownSlices', 'own');
+  wrap(trainer, 'applyGradients', 'apply');
+  wrap(optimizer, 'applyGradients', 'adam');
+  return phases;
+}
+
+/** CPU seconds each thread of this process has used (Linux: /proc/self/task/<tid>/stat, utime + stime). */
+function cpuByThread() {
+  const ticks = new Map();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ticks;
+}
+
+/**
+ * Seconds per step, alternating on one model (the first round left out as warm-up): tfjs's
+ * trainOnBatch, the sliced trainer fine-tune uses on one thread, and the same on `threads` threads;
+ * with the main thread's phases in the last (ms, medians).
+ */
+async function dataParallelStep(model, inputShape, threads, reps) {
+  const count = BATCH * 4;
+  const train = tf.tidy(() => ({
+    x: tf.randomUniform([count, ...inputShape], 0, 1, 'float32', 7),
+    y: tf.oneHot(tf.tensor1d(Array.from({ length: count }, (_, i) => i % 10), 'int32'), 10).toFloat(),
+    count,
+  }));
+  const sliced = await trainPool.DataParallelTrainer.start(tf, model, { train }, 1, BATCH);
+  const shared = await trainPool.DataParallelTrainer.start(tf, model, { train }, threads, BATCH);
+  const phases = timePhases(shared, model.optimizer);
+  const times = { fit: [], sliced: [], shared: [] };
+  const cpu = new Map(); // thread → CPU seconds in the shared steps: the main thread and the workers' busiest
+  const timed = async (key, run) => {
+    const [before, start] = [key === 'shared' ? cpuByThread() : undefined, performance.now()];
+    await run();
+    times[key].push(performance.now() - start);
+    if (before) for (const [tid, seconds] of cpuByThread()) cpu.set(tid, (cpu.get(tid) ?? 0) + seconds - (before.get(tid) ?? seconds));
+  };
+  try {
+    for (let step = 0; step <= reps; step++) {
+      const rows = Int32Array.from({ length: BATCH }, (_, i) => (step * BATCH + i) % count);
+      const [x, y] = tf.tidy(() => [tf.gather(train.x, tf.tensor1d(rows, 'int32')), tf.gather(train.y, tf.tensor1d(rows, 'int32'))]);
+      await timed('fit', () => model.trainOnBatch(x, y));
+      await timed('sliced', () => sliced.trainBatch(rows));
+      await timed('shared', () => shared.trainBatch(rows));
+      tf.dispose([x, y]);
+      if (step === 0) {
+        [...Object.values(phases), ...Object.values(times)].forEach((list) => (list.length = 0));
+        cpu.clear();
+      }
+    }
+  } finally {
+    await Promise.all([sliced.close(), shared.close()]);
+    tf.dispose([train.x, train.y]);
+  }
+  const waits = times.shared.map((total, i) => total - phases.publish[i] - phases.own[i] - phases.apply[i]);
+  const adam = median(phases.adam); // the three ways' calls alike
+  const seconds = Object.fromEntries(Object.entries(times).map(([key, list]) => [key, median(list) / 1000]));
+  const fastest = Math.min(...times.fit) / Math.min(...times.shared);
+  const mainCpu = (cpu.get(String(process.pid)) ?? 0) / reps;
+  const workerCpu = Math.max(...[...cpu].filter(([tid]) => tid !== String(process.pid)).map(([, seconds]) => seconds)) / reps;
+  return { ...seconds, fastest, mainCpu, workerCpu, publish: median(phases.publish), own: median(phases.own), wait: median(waits), apply: median(phases.apply), adam };
+}
+
+async function dataParallelRows(cacheDir) {
+  const threads = Number(values.threads);
+  const rows = [];
+  const notes = [];
+  await use('wasm');
+  for (const boundary of ['block_12_add', 'block_9_add']) {
+    const built = await mobilenetTop(boundary, cacheDir);
+    const r = await dataParallelStep(built.model, built.inputShape, threads, Number(values.steps));
+    built.dispose();
+    const label = `MobileNetV2 96 px, layers above ${boundary}`;
+    const perSecond = (s) => (BATCH / s).toFixed(1);
+    rows.push([label, r.fit.toFixed(3), r.sliced.toFixed(3), r.shared.toFixed(3), `${(r.fit / r.shared).toFixed(2)}×`, `${r.fastest.toFixed(2)}×`, perSecond(r.fit), perSecond(r.shared)]);
+    notes.push(`${label}: publish weights ${fmt(r.publish)}, own slices ${fmt(r.own)}, waiting for the workers ${fmt(r.wait)}, summing gradients + optimizer ${fmt(r.apply)} (of which Adam ${fmt(r.adam)}); CPU per step: main thread ${fmt(r.mainCpu * 1000)}, busiest worker ${fmt(r.workerCpu * 1000)}`);
+  }
+  return { rows, notes, threads };
+}
+
 const fmt = (ms) => (ms === undefined ? '' : ms.toFixed(1));
 const ratio = (a, b) => (a === undefined || b === undefined ? '' : `${(a / b).toFixed(1)}×`);
 
@@ -259,13 +370,21 @@ function table(header, rows) {
 const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'headstart-bench-kernels-'));
 try {
   console.log(`tfjs ${tf.version.tfjs}, batch ${BATCH}; ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, node ${process.version}\n`);
-  const kernels = await kernelRows();
-  console.log(table(['kernel', 'size', 'wasm ours (ms)', 'wasm stock (ms)', 'stock/ours', 'cpu (ms)', 'cpu/ours'], kernels.rows));
-  const { ours, oneConv, patches, error } = kernels.sketch;
-  console.log(`\nDepthwise filter gradient, 3×3 s1, 12×12×384: ours (tap by tap at this size) ${ours.toFixed(1)} ms; as one depthwise conv with dy as the filter ${oneConv.toFixed(1)} ms; as stacked patches + batched matMul ${patches.toFixed(1)} ms (all three agree to ${error.toExponential(1)})\n`);
-  const stepsResult = await stepRows(cacheDir);
-  console.log(table(['one training step (trainOnBatch, batch 32)', 'wasm ours (s)', 'wasm stock (s)', 'stock/ours', 'cpu (s)', 'cpu/ours'], stepsResult.rows));
-  if (stepsResult.profiles.length > 0) console.log(`\nTop kernels per step (ms, tf.profile):\n${stepsResult.profiles.map((p) => `- ${p}`).join('\n')}`);
+  if (!values['no-kernels']) {
+    const kernels = await kernelRows();
+    console.log(table(['kernel', 'size', 'wasm ours (ms)', 'wasm stock (ms)', 'stock/ours', 'cpu (ms)', 'cpu/ours'], kernels.rows));
+    const { ours, oneConv, patches, error } = kernels.sketch;
+    console.log(`\nDepthwise filter gradient, 3×3 s1, 12×12×384: ours (tap by tap at this size) ${ours.toFixed(1)} ms; as one depthwise conv with dy as the filter ${oneConv.toFixed(1)} ms; as stacked patches + batched matMul ${patches.toFixed(1)} ms (all three agree to ${error.toExponential(1)})\n`);
+    const stepsResult = await stepRows(cacheDir);
+    console.log(table(['one training step (trainOnBatch, batch 32)', 'wasm ours (s)', 'wasm stock (s)', 'stock/ours', 'cpu (s)', 'cpu/ours'], stepsResult.rows));
+    if (stepsResult.profiles.length > 0) console.log(`\nTop kernels per step (ms, tf.profile):\n${stepsResult.profiles.map((p) => `- ${p}`).join('\n')}`);
+  }
+  if (!values['no-top'] && Number(values.threads) > 1) {
+    const dp = await dataParallelRows(cacheDir);
+    const n = `${dp.threads} threads`;
+    const header = ['one training step, batch 32, wasm', 'trainOnBatch (s)', 'slices of 16, 1 thread (s)', `slices, ${n} (s)`, 'speed-up', 'fastest/fastest', 'images/s, trainOnBatch', `images/s, ${n}`];
+    console.log(`\n${table(header, dp.rows)}\n\nMain thread per data-parallel step (ms, medians):\n${dp.notes.map((n) => `- ${n}`).join('\n')}`);
+  }
 } finally {
   rmSync(cacheDir, { recursive: true, force: true });
 }

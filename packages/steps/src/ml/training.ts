@@ -1,6 +1,8 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { seededRandom, shuffleInPlace } from '../data/random.js';
 import type { Tf } from '../runtime/backend.js';
+import { SLICE_ROWS, dataParallelObstacle } from './data-parallel.js';
+import { DataParallelTrainer } from './train-pool.js';
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
 
@@ -93,6 +95,14 @@ export interface FitOptions {
   seed: number;
   earlyStopping: EarlyStopping | null;
   classWeight?: Record<number, number>;
+  /**
+   * Given: batches are computed in slices shared out between this many threads (data-parallel, see
+   * train-pool.ts; `trainingThreads` picks the number), which gives the same bits for any number of
+   * threads and each step tfjs's `fit` step within float rounding. Absent, or where slicing would
+   * change more than rounding (`log` says why): tfjs's `fit` on this thread.
+   */
+  threads?: number;
+  log?(line: string): void;
   signal: AbortSignal;
   onEpoch(record: EpochRecord): void;
 }
@@ -106,10 +116,11 @@ export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, trai
   const monitor = options.earlyStopping?.monitor ?? 'val_loss';
   let best: { epoch: number; score: number; weights: Tfjs.Tensor[] } | undefined;
   let stoppedEarly = false;
+  const trainer = await startTrainer(tf, model, train, val, options);
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
       options.signal.throwIfAborted();
-      const record = await trainOneEpoch(tf, model, train, val, epoch, options);
+      const record = trainer ? await trainOneEpochDataParallel(trainer, train, val, epoch, options) : await trainOneEpoch(tf, model, train, val, epoch, options);
       epochs.push(record);
       options.onEpoch(record);
       const score = val ? (monitor === 'val_loss' ? -record.val_loss! : record.val_accuracy!) : -record.loss;
@@ -125,12 +136,58 @@ export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, trai
     return { epochs, best_epoch: options.earlyStopping ? best?.epoch ?? epochs.length : epochs.length, stopped_early: stoppedEarly };
   } finally {
     best?.weights.forEach((w) => w.dispose());
+    await trainer?.close();
   }
+}
+
+/** The sliced trainer when the caller gave `threads` and slicing changes nothing but rounding; else undefined (tfjs's fit). */
+async function startTrainer(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, options: FitOptions): Promise<DataParallelTrainer | undefined> {
+  if (options.threads === undefined) return undefined;
+  const obstacle = dataParallelObstacle(tf, model, options.classWeight);
+  if (obstacle) {
+    if (options.threads > 1) options.log?.(`training on one thread: ${obstacle}`);
+    return undefined;
+  }
+  try {
+    const trainer = await DataParallelTrainer.start(tf, model, { train, val }, options.threads, options.batchSize);
+    if (trainer.threads > 1) options.log?.(`training on ${trainer.threads} threads, each batch shared between them`);
+    else if (options.threads > 1) options.log?.(`training on one thread: threads share a batch in slices of ${SLICE_ROWS} rows, and a batch of ${options.batchSize} is one`);
+    return trainer;
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    options.log?.(`training on one thread: the worker threads could not start (${reason})`);
+    return DataParallelTrainer.start(tf, model, { train, val }, 1, options.batchSize);
+  }
+}
+
+function epochOrder(count: number, seed: number, epoch: number): number[] {
+  return shuffleInPlace([...Array(count).keys()], seededRandom(seed, 'epoch', epoch));
+}
+
+/** An epoch as `trainOneEpoch` trains it (same order, batches, loss and accuracy), each batch in slices shared between threads. */
+async function trainOneEpochDataParallel(trainer: DataParallelTrainer, train: TensorSplit, val: TensorSplit | undefined, epoch: number, options: FitOptions): Promise<EpochRecord> {
+  const started = performance.now();
+  const order = Int32Array.from(epochOrder(train.count, options.seed, epoch));
+  let [loss, correct] = [0, 0];
+  for (let start = 0; start < order.length; start += options.batchSize) {
+    options.signal.throwIfAborted();
+    const rows = order.subarray(start, start + options.batchSize);
+    const batch = await trainer.trainBatch(rows);
+    loss += batch.loss * rows.length;
+    correct += batch.correct;
+  }
+  const record: EpochRecord = { epoch, loss: loss / train.count, accuracy: correct / train.count, seconds: 0 };
+  if (val) {
+    const validation = await trainer.evaluate(options.batchSize);
+    Object.assign(record, { val_loss: validation.loss, val_accuracy: validation.accuracy });
+  }
+  record.seconds = Math.round(performance.now() - started) / 1000;
+  return record;
 }
 
 async function trainOneEpoch(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, epoch: number, options: FitOptions): Promise<EpochRecord> {
   const started = performance.now();
-  const order = shuffleInPlace([...Array(train.count).keys()], seededRandom(options.seed, 'epoch', epoch));
+  const order = epochOrder(train.count, options.seed, epoch);
   const indices = tf.tensor1d(order, 'int32');
   const [x, y] = [tf.gather(train.x, indices), tf.gather(train.y, indices)];
   indices.dispose();

@@ -5,6 +5,7 @@ import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, type Split } from '../data/dataset.js';
 import { loadModelArtifact, saveModelArtifact, withPhase, type ModelMetadata } from '../ml/model-artifact.js';
 import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js';
+import { trainingThreads } from '../ml/train-pool.js';
 import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
@@ -55,6 +56,8 @@ export default defineStep<Params>({
           batchSize: ctx.params.batch_size,
           seed: ctx.seed,
           earlyStopping: data.val ? ctx.params.early_stopping : null,
+          threads: trainingThreads(data.train.count, ctx.params.batch_size),
+          log: (line) => ctx.log.info(line),
           signal: ctx.signal,
           onEpoch: (r) => {
             ctx.progress(r.epoch, ctx.params.epochs, 'epochs');

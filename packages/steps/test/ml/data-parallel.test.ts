@@ -1,0 +1,197 @@
+import type { LayersModel, Tensor, Tensor2D } from '@tensorflow/tfjs';
+import type * as WorkerThreads from 'node:worker_threads';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DataParallelTrainer, trainingThreads } from '../../src/ml/train-pool.js';
+import { fitWithEarlyStopping, type FitOptions, type History, type TensorSplit } from '../../src/ml/training.js';
+import { freezeBatchNorm, loadModel, MNIST_CNN_DIR } from '../../src/runtime/index.js';
+import { mnistDigits, wasm } from '../runtime/helpers.js';
+
+/** Every worker thread the code under test starts, to check that none outlives training. */
+const started = vi.hoisted(() => [] as WorkerThreads.Worker[]);
+vi.mock('node:worker_threads', async (importOriginal) => {
+  const actual = await importOriginal<typeof WorkerThreads>();
+  class RecordedWorker extends actual.Worker {
+    constructor(...args: ConstructorParameters<typeof actual.Worker>) {
+      super(...args);
+      started.push(this);
+    }
+  }
+  return { ...actual, Worker: RecordedWorker };
+});
+
+const tf = await wasm();
+
+/** MNIST digits 0–4 scaled to [0, 1], as mnist_cnn takes them. */
+function digits(perDigit: number, from: 'start' | 'end'): TensorSplit {
+  const { pixels, labels, count } = mnistDigits([0, 1, 2, 3, 4], perDigit, from);
+  const x = tf.tensor4d(pixels.map((p) => p / 255), [count, 28, 28, 1]);
+  return { x, y: tf.oneHot(tf.tensor1d(labels, 'int32'), 5).toFloat() as Tensor2D, count };
+}
+
+/** mnist_cnn with conv2 and above trainable, BN in inference mode (as fine-tune runs it), Adam; `dropout` replaces its rate. */
+async function smallConvNet(dropout?: number): Promise<LayersModel> {
+  const model = await loadModel(tf, MNIST_CNN_DIR);
+  const first = model.layers.findIndex((layer) => layer.name === 'conv2');
+  model.layers.forEach((layer, i) => (layer.trainable = i >= first));
+  if (dropout !== undefined) (model.getLayer('dropout') as unknown as { rate: number }).rate = dropout;
+  freezeBatchNorm(model, 'always');
+  model.compile({ optimizer: tf.train.adam(0.001), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  return model;
+}
+
+/** max |a − b| over max |b|, over every weight of two models. */
+function weightsDifference(a: LayersModel, b: LayersModel): number {
+  const [wa, wb] = [a.getWeights(), b.getWeights()];
+  expect(wa.map((w) => w.shape)).toEqual(wb.map((w) => w.shape));
+  return Math.max(...wa.map((w, i) => tf.tidy(() => tf.max(tf.abs(tf.sub(w, wb[i]!))).div(tf.max(tf.abs(wb[i]!)).add(1e-12)).dataSync()[0]!)));
+}
+
+function dispose(split: TensorSplit): void {
+  tf.dispose([split.x, split.y] as Tensor[]);
+}
+
+afterEach(() => {
+  expect(started.every((worker) => worker.threadId === -1)).toBe(true);
+  started.length = 0;
+});
+
+describe('a data-parallel step', () => {
+  it.each([
+    ['as shipped, with dropout 0.2', undefined],
+    ['without dropout', 0],
+  ])('on mnist_cnn %s, shared between 2 threads, equals one fit step on one thread', async (_label, dropout) => {
+    const train = digits(5, 'start');
+    const [single, parallel] = [await smallConvNet(dropout), await smallConvNet(dropout)];
+    const before = await smallConvNet(dropout);
+    const rows = Int32Array.from([3, 17, 0, 21, 8, 12, 5, 24, 1, 9, 14, 22, 7, 19, 2, 11, 16, 4, 23, 10]); // slices of 16 and 4 rows
+    const indices = tf.tensor1d(rows, 'int32');
+    const [x, y] = [tf.gather(train.x, indices), tf.gather(train.y, indices)];
+    const fitted = await single.fit(x, y, { batchSize: rows.length, epochs: 1, shuffle: false, verbose: 0 });
+    const trainer = await DataParallelTrainer.start(tf, parallel, { train }, 2, rows.length);
+    expect(trainer.threads).toBe(2);
+    try {
+      const step = await trainer.trainBatch(rows);
+      expect(step.loss).toBeCloseTo(fitted.history['loss']![0] as number, 5);
+      expect(step.correct / rows.length).toBeCloseTo(fitted.history['acc']![0] as number, 6);
+    } finally {
+      await trainer.close();
+    }
+    expect(weightsDifference(single, before)).toBeGreaterThan(1e-3);
+    expect(weightsDifference(parallel, single)).toBeLessThan(1e-4);
+    tf.dispose([x, y, indices]);
+    [single, parallel, before].forEach((model) => model.dispose());
+    dispose(train);
+  });
+});
+
+describe('fitWithEarlyStopping on 2 threads', () => {
+  const options = (threads: number | undefined, log: string[]): FitOptions => ({
+    epochs: 3,
+    batchSize: 32,
+    seed: 7,
+    earlyStopping: { patience: 2, monitor: 'val_loss' },
+    ...(threads === undefined ? {} : { threads }),
+    log: (line) => log.push(line),
+    signal: new AbortController().signal,
+    onEpoch: () => {},
+  });
+
+  it('gives exactly the history and weights it gives on one thread, and those of tfjs fit within rounding', async () => {
+    const [train, val] = [digits(20, 'start'), digits(5, 'end')];
+    const [fitted, single, parallel] = [await smallConvNet(), await smallConvNet(), await smallConvNet()];
+    const log: string[] = [];
+    const byFit = await fitWithEarlyStopping(tf, fitted, train, val, options(undefined, log));
+    const one = await fitWithEarlyStopping(tf, single, train, val, options(1, log));
+    const two = await fitWithEarlyStopping(tf, parallel, train, val, options(2, log));
+    expect(log).toEqual(['training on 2 threads, each batch shared between them']);
+    const withoutTimes = (history: History) => ({ ...history, epochs: history.epochs.map((record) => ({ ...record, seconds: 0 })) });
+    expect(withoutTimes(two)).toEqual(withoutTimes(one));
+    expect(parallel.getWeights().map((w) => w.dataSync())).toEqual(single.getWeights().map((w) => w.dataSync()));
+    expect(one.best_epoch).toBe(byFit.best_epoch);
+    one.epochs.forEach((record, i) => {
+      for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const) expect(record[key]).toBeCloseTo(byFit.epochs[i]![key]!, 4);
+    });
+    expect(weightsDifference(single, fitted)).toBeLessThan(1e-4);
+    [fitted, single, parallel].forEach((model) => model.dispose());
+    [train, val].forEach(dispose);
+  });
+
+  it('stays on one thread, saying why, where shards would see other batch statistics', async () => {
+    const train = digits(8, 'start');
+    const model = await smallConvNet();
+    freezeBatchNorm(model, 'frozen'); // conv2_bn and conv3_bn are trainable: they train as in Keras
+    const log: string[] = [];
+    await fitWithEarlyStopping(tf, model, train, undefined, { ...options(2, log), epochs: 1 });
+    expect(log).toEqual(['training on one thread: conv2_bn normalises with batch statistics']);
+    expect(started).toEqual([]);
+    model.dispose();
+    dispose(train);
+  });
+
+  it('stays on one thread, saying why, when a batch is a single slice', async () => {
+    const train = digits(8, 'start');
+    const model = await smallConvNet();
+    const log: string[] = [];
+    await fitWithEarlyStopping(tf, model, train, undefined, { ...options(2, log), epochs: 1, batchSize: 16 });
+    expect(log).toEqual(['training on one thread: threads share a batch in slices of 16 rows, and a batch of 16 is one']);
+    expect(started).toEqual([]);
+    model.dispose();
+    dispose(train);
+  });
+
+  it('stays on one thread, saying why, when the workers cannot build the model', async () => {
+    class Doubling extends tf.layers.Layer {
+      static readonly className = 'TestDoubling'; // registered in this thread only, as a custom layer of a step file would be
+      override call(inputs: Tensor | Tensor[]): Tensor {
+        return tf.tidy(() => tf.mul(Array.isArray(inputs) ? inputs[0]! : inputs, 2));
+      }
+    }
+    tf.serialization.registerClass(Doubling);
+    const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), new Doubling({}), tf.layers.dense({ units: 5, activation: 'softmax' })] });
+    model.compile({ optimizer: tf.train.adam(0.001), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const train = digits(8, 'start');
+    const log: string[] = [];
+    const history = await fitWithEarlyStopping(tf, model, train, undefined, { ...options(2, log), epochs: 1 });
+    expect(log).toEqual([expect.stringMatching(/^training on one thread: the worker threads could not start \(.*TestDoubling/)]);
+    expect(history.epochs).toHaveLength(1);
+    expect(history.epochs[0]!.loss).toBeGreaterThan(0);
+    expect(started).toHaveLength(1);
+    model.dispose();
+    dispose(train);
+  });
+
+  it('stops its worker threads when aborted', async () => {
+    const train = digits(20, 'start');
+    const model = await smallConvNet();
+    const controller = new AbortController();
+    const epochs: number[] = [];
+    const fit = fitWithEarlyStopping(tf, model, train, undefined, {
+      ...options(2, []),
+      earlyStopping: null,
+      signal: controller.signal,
+      onEpoch: (record) => {
+        epochs.push(record.epoch);
+        controller.abort();
+      },
+    });
+    await expect(fit).rejects.toThrow(/aborted/);
+    expect(epochs).toEqual([1]);
+    expect(started).toHaveLength(1);
+    model.dispose();
+    dispose(train);
+  });
+});
+
+describe('trainingThreads', () => {
+  afterEach(() => {
+    delete process.env['HEADSTART_WORKERS'];
+  });
+
+  it('takes --workers (HEADSTART_WORKERS) when the split has four batches per thread, else one', () => {
+    process.env['HEADSTART_WORKERS'] = '3';
+    expect(trainingThreads(3 * 32 * 4, 32)).toBe(3);
+    expect(trainingThreads(3 * 32 * 4 - 1, 32)).toBe(1);
+    process.env['HEADSTART_WORKERS'] = '1';
+    expect(trainingThreads(10_000, 32)).toBe(1);
+  });
+});
