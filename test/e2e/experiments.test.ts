@@ -89,9 +89,9 @@ describe('runs, compare and metrics', () => {
   });
 });
 
-describe('the GitHub Actions example', () => {
-  it('uses only headstart commands and options that exist', async () => {
-    const workflow = parse(readFileSync(join(REPO, 'examples/ci/headstart.yml'), 'utf8')) as { jobs: Record<string, { steps: { run?: string }[] }> };
+describe('the GitHub Actions examples', () => {
+  it.each(['headstart.yml', 'shared-cache.yml'])('%s uses only headstart commands and options that exist', async (file) => {
+    const workflow = parse(readFileSync(join(REPO, 'examples/ci', file), 'utf8')) as { jobs: Record<string, { steps: { run?: string }[] }> };
     const scripts = Object.values(workflow.jobs).flatMap((job) => job.steps.flatMap((step) => (step.run ? [step.run] : [])));
     const invocations = scripts.join('\n').match(/headstart (?:metrics )?[a-z]+[^\n|>)]*/g) ?? [];
     expect(invocations.length).toBeGreaterThanOrEqual(3);

@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Rig } from './rig.js';
+import { REPO, Rig } from './rig.js';
 
 const BUCKET = 'cache';
 const SHARED_STAGE = 'base';
@@ -87,9 +87,9 @@ class Worker {
   readonly lines: string[] = [];
   readonly process;
 
-  constructor(rig: Rig, readonly name: string, prefix: string, extraEnv: Record<string, string> = {}) {
+  constructor(rig: Rig, readonly name: string, prefix: string, extraEnv: Record<string, string> = {}, extraArgs: string[] = []) {
     const cacheDir = mkdtempSync(join(tmpdir(), `headstart-worker-${name}-`));
-    this.process = rig.spawn({ ...env(), ...extraEnv }, 'worker', '--redis', redisUrl, '--remote', `s3://${BUCKET}/${prefix}`, '--name', name, '--cache-dir', cacheDir);
+    this.process = rig.spawn({ ...env(), ...extraEnv }, 'worker', '--redis', redisUrl, '--remote', `s3://${BUCKET}/${prefix}`, '--name', name, '--cache-dir', cacheDir, ...extraArgs);
     this.process.stdout!.on('data', (chunk: Buffer) => this.lines.push(...chunk.toString().trimEnd().split('\n')));
     workers.push(this);
   }
@@ -138,13 +138,13 @@ async function startWorkers(rig: Rig, prefix: string): Promise<Worker[]> {
 
 async function runQueued(rig: Rig, prefix: string) {
   const result = await rig.runWith(env(), 'run', '--json', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/${prefix}`);
-  let json: { stages: { id: string; status: string; remote?: boolean }[] };
+  let json: { stages: { id: string; status: string; remote?: boolean; metrics?: Record<string, unknown> }[] };
   try {
     json = JSON.parse(result.stdout);
   } catch {
     throw new Error(`not JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
   }
-  return { ...result, statuses: Object.fromEntries(json.stages.map((s) => [s.id, s.remote ? 'remote' : s.status])) };
+  return { ...result, statuses: Object.fromEntries(json.stages.map((s) => [s.id, s.remote ? 'remote' : s.status])), metrics: Object.fromEntries(json.stages.map((s) => [s.id, s.metrics])) };
 }
 
 describe('stages on BullMQ workers (run --executor queue)', () => {
@@ -174,6 +174,67 @@ describe('stages on BullMQ workers (run --executor queue)', () => {
     expect(Object.values(fresh.statuses)).toEqual(Array(5).fill('remote'));
     expect(pool.flatMap((worker) => worker.ran())).toHaveLength(5);
     expect(pool.flatMap((worker) => worker.lines).filter((line) => line.startsWith('▶'))).toHaveLength(5);
+  });
+
+  it('mnist-tiny as a sweep on two workers with their own caches: both train; keys, output hashes and metrics equal a local run', async () => {
+    const rig = new Rig();
+    copyFileSync(join(REPO, 'pipelines/mnist-tiny-sweep.yaml'), join(rig.dir, 'headstart.yaml'));
+    const pool = await startWorkers(rig, 'mnist-sweep');
+    const queued = await runQueued(rig, 'mnist-sweep');
+    expect(queued.exitCode, queued.stderr).toBe(0);
+    const ids = Object.keys(queued.statuses);
+    expect(ids.filter((id) => id.startsWith('head@'))).toHaveLength(4);
+    expect(Object.values(queued.statuses)).toEqual(Array(ids.length).fill('ran'));
+    const heads = pool.map((worker) => worker.ran().filter((id) => id.startsWith('head@')));
+    expect(heads.every((ran) => ran.length > 0), pool.map((w) => w.lines.join('\n')).join('\n--\n')).toBe(true);
+    expect(heads.flat().sort()).toEqual(ids.filter((id) => id.startsWith('head@')).sort());
+
+    const local = new Rig();
+    copyFileSync(join(REPO, 'pipelines/mnist-tiny-sweep.yaml'), join(local.dir, 'headstart.yaml'));
+    const here = await local.runJson();
+    expect(here.exitCode, here.stderr).toBe(0);
+    const [onWorkers, onHere] = [rig.lockfile().stages, local.lockfile().stages];
+    const keyAndOutputs = (entry: { key: string; outputs: unknown } | undefined) => JSON.stringify([entry?.key, entry?.outputs]);
+    const differing = Object.keys(onHere).filter((id) => keyAndOutputs(onWorkers[id]) !== keyAndOutputs(onHere[id]));
+    expect(differing, JSON.stringify(differing.map((id) => [onWorkers[id], onHere[id]]), null, 1)).toEqual([]);
+    // Every metric but throughput (images_per_second) is a property of the bytes computed.
+    const modelMetrics = (metrics: Record<string, Record<string, unknown> | undefined>) =>
+      Object.fromEntries(Object.entries(metrics).map(([id, values]) => [id, Object.fromEntries(Object.entries(values ?? {}).filter(([name]) => name !== 'images_per_second'))]));
+    const localMetrics = Object.fromEntries(here.json.stages.map((stage) => [stage.id, (stage as { metrics?: Record<string, unknown> }).metrics]));
+    expect(modelMetrics(queued.metrics)).toEqual(modelMetrics(localMetrics));
+    expect(Object.keys(queued.metrics).filter((id) => id.startsWith('eval@') && queued.metrics[id]?.['accuracy'] !== undefined)).toHaveLength(4);
+  });
+
+  it('a stage whose process dies is an infrastructure error: retried after a backoff, and the run completes', async () => {
+    const rig = new Rig();
+    rig.write('headstart.yaml', `stages:\n  flaky:\n    uses: shell\n    with: { run: "sleep 2; echo done > flaky.txt", outs: [flaky.txt] }\n`);
+    const worker = new Worker(rig, 'w1', 'retry');
+    await worker.ready();
+    const run = runQueued(rig, 'retry');
+    const stageProcessLine = () => /^ {2}flaky: stage process (\d+)$/m.exec(worker.lines.join('\n'));
+    while (!stageProcessLine()) await sleep(50);
+    process.kill(Number(stageProcessLine()![1]), 'SIGKILL');
+    const result = await run;
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.statuses).toEqual({ flaky: 'ran' });
+    expect(worker.lines.filter((line) => line.startsWith('▶ flaky'))).toEqual(['▶ flaky: running (attempt 1)', '▶ flaky: running (attempt 2)']);
+    expect(rig.read('flaky.txt')).toBe('done\n');
+  });
+
+  it('a worker runs stages in its own checkout (--workdir), whatever the coordinator\'s path', async () => {
+    const pipelineText = `stages:\n  where:\n    uses: shell\n    with: { run: "cat data.txt > copy.txt; pwd > where.txt", outs: [copy.txt, where.txt] }\n`;
+    const coordinator = new Rig();
+    const checkout = new Rig();
+    for (const rig of [coordinator, checkout]) {
+      rig.write('headstart.yaml', pipelineText);
+      rig.write('data.txt', 'same commit\n');
+    }
+    const worker = new Worker(checkout, 'elsewhere', 'workdir', {}, ['--workdir', checkout.dir]);
+    await worker.ready();
+    const result = await runQueued(coordinator, 'workdir');
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(coordinator.read('copy.txt')).toBe('same commit\n');
+    expect(coordinator.read('where.txt').trim()).toBe(realpathSync(checkout.dir));
   });
 
   it('a worker killed with -9 during a stage: another one completes it and the run succeeds', async () => {

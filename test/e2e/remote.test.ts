@@ -133,6 +133,20 @@ describe('a shared cache on an S3-compatible store', () => {
     expect((await runRemote(project(), 'readonly', {}, '--push', 'never')).statuses).toEqual({ source: 'remote', firstline: 'remote', side: 'remote' });
   });
 
+  it('remote: in the pipeline file is used when neither --remote nor $HEADSTART_REMOTE names one', async () => {
+    const withRemote = (prefix: string) => `remote: s3://${BUCKET}/${prefix}\n${PIPELINE}`;
+    const ci = project(withRemote('from-file'));
+    const run = await ci.runWith(awsEnv(), 'run', '--json');
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(await keysUnder('from-file')).not.toEqual([]);
+
+    const laptop = project(withRemote('from-file'));
+    expect((await laptop.runWith(awsEnv(), 'status')).stdout).toContain('· source: remote hit (will be pulled, not run)');
+    const overridden = await laptop.runWith(awsEnv({ HEADSTART_REMOTE: `s3://${BUCKET}/from-env` }), 'run', '--json');
+    expect(JSON.parse(overridden.stdout).stages.map((s: { remote?: boolean }) => s.remote ?? false)).toEqual([false, false, false]);
+    expect(await keysUnder('from-env')).not.toEqual([]);
+  });
+
   it('a corrupted blob in the bucket is detected, the stage recomputed and the blob uploaded again', async () => {
     const ci = project();
     await runRemote(ci, 'corrupt');
@@ -213,7 +227,7 @@ describe('a shared cache on an S3-compatible store', () => {
       [{ HEADSTART_REMOTE: 'https://cache/x' }, ['status'], /^remote "https:\/\/cache\/x": expected s3:\/\/bucket or s3:\/\/bucket\/prefix$/],
       [{ HEADSTART_REMOTE_SIGNING_KEY: 'too short' }, ['push', '--remote', 's3://cache/x'], /^HEADSTART_REMOTE_SIGNING_KEY must be at least 32 bytes \(it has 9\)$/],
       [{}, ['pull', '--remote', 's3://no-such-bucket/x'], /bucket "no-such-bucket" does not exist$/],
-      [{}, ['push'], /^no remote cache: pass --remote s3:\/\/bucket\/prefix or set HEADSTART_REMOTE$/],
+      [{}, ['push'], /^no remote cache: pass --remote s3:\/\/bucket\/prefix, set HEADSTART_REMOTE or add remote: to the pipeline file$/],
     ];
     for (const [env, args, expected] of cases) {
       const result = await rig.runWith(awsEnv(env), ...args);

@@ -11,7 +11,8 @@ function pipelineOptions(command: Command): Command {
     .option('--cache-dir <dir>', 'cache directory (default: $HEADSTART_CACHE_DIR or .headstart/cache beside the pipeline)');
 }
 
-const REMOTE_HELP = 'shared cache on an S3-compatible store, s3://bucket/prefix (default: $HEADSTART_REMOTE)';
+const REMOTE_HELP = "shared cache on an S3-compatible store, s3://bucket/prefix (default: $HEADSTART_REMOTE, then the pipeline file's remote:)";
+const WORKER_REMOTE_HELP = 'shared cache on an S3-compatible store, s3://bucket/prefix (default: $HEADSTART_REMOTE)';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -42,7 +43,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('-q, --quiet', 'no step output, only a line per stage')
     .addOption(new Option('--backend <name>', 'ML backend').choices(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
-    .option('--workers <n>', 'worker threads for feature extraction (default: number of cores)', positiveInteger)
+    .option('--workers <n>', 'worker threads for feature extraction, evaluation and fine-tuning (default: number of cores; results do not depend on it)', positiveInteger)
     .option('--baseline <rev>', 'git revision whose lock file `max_drop` compares against', 'HEAD')
     .option('--remote <url>', REMOTE_HELP)
     .addOption(new Option('--push <when>', 'push results of stages that ran to the remote cache (never: read only)').choices(['always', 'never']).default('always'))
@@ -53,10 +54,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program.command('worker')
     .description('run stage jobs from a Redis queue (`headstart run --executor queue`), sharing results through the remote cache')
     .requiredOption('--redis <url>', 'Redis of the stage queue, redis://host:6379')
-    .option('--remote <url>', REMOTE_HELP)
+    .option('--remote <url>', WORKER_REMOTE_HELP)
     .option('--concurrency <n>', 'stages to run at once', positiveInteger, 1)
     .option('--name <name>', 'this worker\'s name in results and errors (default: host:pid)')
     .option('--cache-dir <dir>', 'local cache directory (default: $HEADSTART_CACHE_DIR or .headstart/cache here)')
+    .option('--workdir <dir>', "this machine's checkout of the pipeline's directory (default: the coordinator's path, which must exist here)")
     .action(action(async () => (await import('./commands/worker.js')).workerCommand));
 
   pipelineOptions(program.command('push').description('upload the cached results of the pipeline\'s stages to the remote cache'))

@@ -9,15 +9,22 @@ export type OpenedRemote = { ok: true; remote: S3RemoteCache | undefined } | { o
 
 const REMOTE_ENV = 'HEADSTART_REMOTE';
 
+interface RemoteChoice {
+  /** The pipeline file's `remote:`, used when neither the flag nor the environment names one. */
+  pipelineRemote?: string | undefined;
+  required?: boolean;
+}
+
 /**
- * The remote cache named by `--remote` or $HEADSTART_REMOTE, checked usable before the local cache is
- * opened. Its package (and the AWS SDK behind it) is loaded only when a remote is named.
+ * The remote cache named by `--remote`, $HEADSTART_REMOTE or the pipeline's `remote:` (in that order),
+ * checked usable before the local cache is opened. Its package (and the AWS SDK behind it) is loaded only
+ * when a remote is named.
  */
-export async function openRemote(flags: RemoteFlags, warn: (message: string) => void, { required = false } = {}): Promise<OpenedRemote> {
-  const url = flags.remote ?? process.env[REMOTE_ENV];
+export async function openRemote(flags: RemoteFlags, warn: (message: string) => void, { pipelineRemote, required = false }: RemoteChoice = {}): Promise<OpenedRemote> {
+  const url = flags.remote ?? (process.env[REMOTE_ENV] || undefined) ?? pipelineRemote;
   if (!url) {
     if (!required) return { ok: true, remote: undefined };
-    console.error(`no remote cache: pass --remote s3://bucket/prefix or set ${REMOTE_ENV}`);
+    console.error(`no remote cache: pass --remote s3://bucket/prefix, set ${REMOTE_ENV} or add remote: to the pipeline file`);
     return { ok: false, exitCode: 2 };
   }
   const { connectRemote, RemoteError } = await import('@headstart/remote');

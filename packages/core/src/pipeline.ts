@@ -48,6 +48,8 @@ export interface Pipeline {
   dir: string;
   name: string;
   seed: number;
+  /** The shared cache the file names (`remote:`); flags and the environment take precedence. */
+  remote?: string;
   stages: ReadonlyMap<string, Stage>;
   /** Stage ids in a topological order (upstream first, ties by file order). */
   order: readonly string[];
@@ -73,6 +75,7 @@ interface RawStage {
 interface RawPipeline {
   name?: string;
   seed?: number;
+  remote?: string;
   params?: Record<string, unknown>;
   matrix?: Record<string, unknown>;
   stages: Record<string, RawStage>;
@@ -128,7 +131,7 @@ async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result
   if (cycle) return fail([{ reason: 'cycle', at: stages.get(cycle[0]!)!.at(), stages: cycle }]);
   const order = topologicalOrder([...stages.keys()], (id) => stages.get(id)!.upstream);
   const name = raw.name ?? parsed.file.path.split('/').pop()!.replace(/\.ya?ml$/, '');
-  return ok({ file: parsed.file, dir, name, seed: raw.seed ?? 0, stages, order });
+  return ok({ file: parsed.file, dir, name, seed: raw.seed ?? 0, ...(raw.remote ? { remote: raw.remote } : {}), stages, order });
 }
 
 /**

@@ -35,6 +35,11 @@ export function describeSchemaError(error: ErrorObject, what: string): SchemaPro
       const allowed = (error.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v));
       return { path, part: 'value', detail: `${name} must be one of ${allowed.join(', ')}` };
     }
+    case 'pattern': {
+      // A pattern means little to a user; the schema's examples say what is expected.
+      const examples = (error.parentSchema?.['examples'] as unknown[] | undefined)?.map((v) => JSON.stringify(v));
+      return { path, part: 'value', detail: examples ? `${name} must look like ${examples.join(' or ')}` : `${name} ${error.message ?? 'is invalid'}` };
+    }
     case 'propertyNames':
       return { path: [...path, String(error.params['propertyName'])], part: 'key', detail: `invalid name "${String(error.params['propertyName'])}" in ${what}` };
     default:

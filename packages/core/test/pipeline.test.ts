@@ -116,6 +116,13 @@ describe('pipeline errors name file:line:col', () => {
     ]);
   });
 
+  it('a remote: that is not an s3:// URL', async () => {
+    expect(await errorsOf('remote: https://example.com/cache\nstages:\n  a: { uses: echo, with: { text: x } }\n')).toEqual([
+      'headstart.yaml:1:9: "remote" must look like "s3://bucket" or "s3://bucket/prefix"',
+    ]);
+    expect((await load('remote: s3://team-cache/headstart\nstages:\n  a: { uses: echo, with: { text: x } }\n')).remote).toBe('s3://team-cache/headstart');
+  });
+
   it('duplicate stage names', async () => {
     expect(await errorsOf('stages:\n  a: { uses: echo, with: { text: x } }\n  a: { uses: echo, with: { text: y } }\n')).toEqual([
       'headstart.yaml:3:3: duplicate stage "a"',

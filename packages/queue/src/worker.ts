@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cache } from '@headstart/core';
@@ -14,6 +15,8 @@ export interface WorkerOptions {
   cache: Cache;
   concurrency: number;
   name?: string;
+  /** This machine's checkout of the project, in place of the coordinator's pipeline directory. */
+  workdir?: string;
   /** One line per event (a stage taken, its output, its end). */
   print(line: string): void;
 }
@@ -44,12 +47,15 @@ export function startWorker(options: WorkerOptions): StageWorker {
 }
 
 async function processStage(bullJob: Job<QueuedStage>, worker: string, options: WorkerOptions): Promise<StageResult> {
-  const { job } = bullJob.data;
   const { remote, cache, print } = options;
+  const job = options.workdir ? { ...bullJob.data.job, workdir: options.workdir } : bullJob.data.job;
   const existing = await remote.lookup(job.key);
   if (existing) {
     print(`= ${job.stage}: already in the remote cache`);
     return { record: existing, worker, ran: false };
+  }
+  if (!existsSync(job.workdir)) {
+    throw new UnrecoverableError(`worker ${worker}: the pipeline's directory ${job.workdir} does not exist here; start the worker with --workdir set to this machine's checkout of the project`);
   }
   print(`▶ ${job.stage}: running (attempt ${bullJob.attemptsMade + 1})`);
   await pullInputs(job.inputs, remote, cache);

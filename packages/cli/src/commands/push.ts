@@ -14,7 +14,7 @@ export async function pushCommand(file: string, flags: TransferFlags): Promise<n
   const { pipeline } = loaded;
   const badTargets = unknownTargets(pipeline, flags.stage);
   if (badTargets.length > 0) return printFailures(badTargets);
-  const opened = await openRemote({ ...flags, push: 'always' }, warn, { required: true });
+  const opened = await openRemote({ ...flags, push: 'always' }, warn, { pipelineRemote: pipeline.remote, required: true });
   if (!opened.ok) return opened.exitCode;
   const remote = opened.remote!;
   const cache = openPipelineCache(pipeline, flags, warn);

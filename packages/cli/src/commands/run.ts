@@ -35,7 +35,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
   if (badTargets.length > 0) return printFailures(badTargets);
 
   const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stdout.isTTY === true && process.stderr.isTTY === true });
-  const opened = await openRemote(flags, (message) => reporter.warn(message));
+  const opened = await openRemote(flags, (message) => reporter.warn(message), { pipelineRemote: pipeline.remote });
   if (!opened.ok) return opened.exitCode;
   const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
   const queue = flags.executor === 'queue' ? await openQueueRunner(flags.redis, opened.remote, cache) : undefined;

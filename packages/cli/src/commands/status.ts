@@ -15,7 +15,7 @@ export async function statusCommand(file: string, flags: StatusFlags): Promise<n
   if (!loaded.ok) return loaded.exitCode;
   const reporter = createReporter({ json: true, quiet: true, tty: false });
   const quietReporter = { ...reporter, stageFinished: () => {}, stageStarted: () => {} };
-  const opened = await openRemote({ ...flags, push: 'never' }, (message) => reporter.warn(message));
+  const opened = await openRemote({ ...flags, push: 'never' }, (message) => reporter.warn(message), { pipelineRemote: loaded.pipeline.remote });
   if (!opened.ok) return opened.exitCode;
   const cache = openPipelineCache(loaded.pipeline, flags, (message) => reporter.warn(message));
   const remote = opened.remote ? { remote: opened.remote } : {};

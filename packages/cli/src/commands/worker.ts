@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { cacheDirFor, openCache, type Cache, type StageRunner } from '@headstart/core';
 import type { S3RemoteCache } from '@headstart/remote';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
@@ -7,6 +8,7 @@ interface WorkerFlags extends RemoteFlags {
   concurrency: number;
   name?: string;
   cacheDir?: string;
+  workdir?: string;
 }
 
 /** `headstart worker`: takes stage jobs until SIGINT/SIGTERM, then finishes the running ones and exits. */
@@ -19,7 +21,7 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   if (!opened.ok) return opened.exitCode;
   const remote = opened.remote!;
   const cache = openCache(cacheDirFor(process.cwd(), flags.cacheDir), warn);
-  const worker = startWorker({ redisUrl: flags.redis, remote, cache, concurrency: flags.concurrency, ...(flags.name ? { name: flags.name } : {}), print: (line) => console.log(line) });
+  const worker = startWorker({ redisUrl: flags.redis, remote, cache, concurrency: flags.concurrency, ...(flags.name ? { name: flags.name } : {}), ...(flags.workdir ? { workdir: resolve(flags.workdir) } : {}), print: (line) => console.log(line) });
   console.log(`worker ${worker.name}: waiting for stage jobs (concurrency ${flags.concurrency})`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

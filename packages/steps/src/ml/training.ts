@@ -75,8 +75,17 @@ export interface EpochRecord {
   seconds: number;
 }
 
+/** An epoch as artifacts keep it: without its wall time, so that the same training writes the same bytes. */
+export type EpochResult = Omit<EpochRecord, 'seconds'>;
+
+function withoutWallTime(record: EpochRecord): EpochResult {
+  const result: Partial<EpochRecord> = { ...record };
+  delete result.seconds;
+  return result as EpochResult;
+}
+
 export interface History {
-  epochs: EpochRecord[];
+  epochs: EpochResult[];
   /** The epoch whose weights were kept (1-based). */
   best_epoch: number;
   stopped_early: boolean;
@@ -112,7 +121,7 @@ export interface FitOptions {
  * backend is repeatable; with early stopping the best epoch's weights are restored at the end.
  */
 export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, options: FitOptions): Promise<History> {
-  const epochs: EpochRecord[] = [];
+  const epochs: EpochResult[] = [];
   const monitor = options.earlyStopping?.monitor ?? 'val_loss';
   let best: { epoch: number; score: number; weights: Tfjs.Tensor[] } | undefined;
   let stoppedEarly = false;
@@ -121,7 +130,7 @@ export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, trai
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
       options.signal.throwIfAborted();
       const record = trainer ? await trainOneEpochDataParallel(trainer, train, val, epoch, options) : await trainOneEpoch(tf, model, train, val, epoch, options);
-      epochs.push(record);
+      epochs.push(withoutWallTime(record));
       options.onEpoch(record);
       const score = val ? (monitor === 'val_loss' ? -record.val_loss! : record.val_accuracy!) : -record.loss;
       if (!best || score > best.score) {

@@ -83,7 +83,7 @@ export class BaseModel {
 
   private makeView(output: Tfjs.SymbolicTensor, pooling: Pooling): LayersModel {
     const outputs = pooling === 'avg'
-      ? (this.tf.layers.globalAveragePooling2d({ name: uniqueName('avg_pool') }).apply(output) as Tfjs.SymbolicTensor)
+      ? (this.tf.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(output) as Tfjs.SymbolicTensor)
       : output;
     const view = this.tf.model({ inputs: this.owned.inputs, outputs });
     view.dispose = () => ({ refCountAfterDispose: this.released ? 0 : 1, numDisposedVariables: 0 });
@@ -101,8 +101,3 @@ export class BaseModel {
   }
 }
 
-let viewCount = 0;
-function uniqueName(prefix: string): string {
-  viewCount += 1;
-  return `${prefix}_${viewCount}`;
-}

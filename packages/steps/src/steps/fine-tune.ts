@@ -19,7 +19,7 @@ interface Params extends TrainingParams {
 
 export default defineStep<Params>({
   name: 'fine-tune',
-  version: '2',
+  version: '3',
   description: 'Trains the unfrozen layers at a low learning rate, keeping the best validation epoch',
   params: {
     type: 'object',
