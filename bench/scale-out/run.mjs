@@ -4,13 +4,15 @@
 // workspace's dependencies) on free local ports; every number comes from the real CLI.
 //
 //   pnpm bench:scale-out              # = turbo run build && node bench/scale-out/run.mjs
-//   node bench/scale-out/run.mjs [--rows 1,2] [--reps 2] [--sweep-per-class 150] [--flagship-per-class 500]
+//   node bench/scale-out/run.mjs [--rows 1,2] [--reps 2] [--sweep-per-class 1000] [--sweep-finetune-epochs 3] [--threads 1] [--flagship-per-class 500]
 //
 // Rows:
 //   1  a sweep of 4 independent stages: mnist-tiny-sweep.yaml (head × 4 over lr × epochs, each followed
 //      by unfreeze, fine-tune and evaluate) on an empty cache. The local executor with --jobs 1 against
 //      `run --executor queue` with two `headstart worker`s (concurrency 1, each its own local cache) on
 //      this machine, started before the clock starts, as long-running workers are. Also local --jobs 2.
+//      Each worker stands for a machine: so that two workers on one 2-core box stand for two 1-core
+//      machines, every process runs its stages on one thread (HEADSTART_WORKERS=--threads, default 1).
 //   2  the flagship (pipelines/fashion-mnist.yaml) on an empty local cache: computed (`run --push never`)
 //      against pulled from a warm remote (`run --remote`, every stage a remote hit). The push between
 //      them is timed too.
@@ -30,7 +32,9 @@ const { values } = parseArgs({
   options: {
     rows: { type: 'string', default: '1,2' },
     reps: { type: 'string', default: '2' },
-    'sweep-per-class': { type: 'string', default: '150' },
+    'sweep-per-class': { type: 'string', default: '1000' },
+    'sweep-finetune-epochs': { type: 'string', default: '3' },
+    threads: { type: 'string', default: '1' },
     'flagship-per-class': { type: 'string', default: '500' },
     work: { type: 'string', default: path.join(here, 'out') },
   },
@@ -40,7 +44,11 @@ const REPS = Number(values.reps);
 const WORK = path.resolve(values.work);
 const BUCKET = 'bench';
 const log = (line) => process.stderr.write(`[bench:scale-out ${new Date().toISOString().slice(11, 19)}, load ${os.loadavg()[0].toFixed(2)}] ${line}\n`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
 
 async function freePort() {
   const server = createServer();
@@ -115,8 +123,9 @@ function lockStages(dir) {
   return JSON.stringify(Object.entries(lock.stages).map(([id, entry]) => [id, entry.key, entry.outputs]));
 }
 
-async function sweepRow(redis, env) {
-  const set = ['--set', `params.per_class=${values['sweep-per-class']}`];
+async function sweepRow(redis, baseEnv) {
+  const env = { ...baseEnv, HEADSTART_WORKERS: values.threads };
+  const set = ['--set', `params.per_class=${values['sweep-per-class']}`, '--set', `finetune.epochs=${values['sweep-finetune-epochs']}`];
   const times = { jobs1: [], jobs2: [], workers: [] };
   let same = true;
   let workerShares = [];
@@ -138,7 +147,7 @@ async function sweepRow(redis, env) {
   }
   const base = median(times.jobs1);
   return [
-    [`sweep (${values['sweep-per-class']}/class, 19 stages): local --jobs 1`, base, '1.00×', ''],
+    [`sweep (${values['sweep-per-class']}/class, 19 stages, ${values.threads} thread(s) per process): local --jobs 1`, base, '1.00×', ''],
     ['same, local --jobs 2 (one process)', median(times.jobs2), `${(base / median(times.jobs2)).toFixed(2)}×`, ''],
     [`same, 2 workers (stages run: ${workerShares.join(' + ')})`, median(times.workers), `${(base / median(times.workers)).toFixed(2)}×`, same ? 'keys and output hashes equal' : 'OUTPUTS DIFFER'],
   ];

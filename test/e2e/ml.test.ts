@@ -81,6 +81,19 @@ describe('the transfer-learning steps on mnist-tiny', () => {
     expect(lock(two).stages['eval']!.outputs['metrics']!.hash).toBe(lock(one).stages['eval']!.outputs['metrics']!.hash);
   });
 
+  it('fine-tuning on two worker threads (boundary activations and training) writes exactly what one thread writes', async () => {
+    const rig = tinyProject();
+    const args = ['run', '--stage', 'finetune', '--set', 'params.per_class=80', '--set', 'finetune.epochs=1'];
+    const two = await rig.run(...args, '--workers', '2');
+    expect(two.exitCode, two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/cached the frozen part's output .* in [\d.]+ s \(2 workers\)/);
+    expect(two.stdout).toContain('training on 2 threads');
+    const trained = rig.lockfile().stages['finetune']!.outputs['model']!.hash;
+    const one = await rig.run(...args, '--workers', '1', '--force', 'finetune');
+    expect(one.stdout).toMatch(/cached the frozen part's output .* \(1 worker\)/);
+    expect(rig.lockfile().stages['finetune']!.outputs['model']!.hash).toBe(trained);
+  });
+
   it('a backend that cannot load here is a user error naming why', async () => {
     const rig = tinyProject();
     const result = await rig.run('run', '--backend', 'tensorflow', '--stage', 'features');

@@ -266,6 +266,19 @@ describe('stages on BullMQ workers (run --executor queue)', () => {
     expect(result.stderr).toMatch(/^stage "bad" failed: worker w[12]: command exited with code 3: boom$/m);
     expect(runs(rig, 'bad')).toBe(1);
 
+    // As locally: after a failure nothing new starts, unless --keep-going.
+    rig.write('headstart.yaml', `stages:
+  bad: { uses: shell, with: { run: "exit 3" } }
+  slow: { uses: shell, with: { run: "sleep 2; echo ran >> slow.log; echo slow > slow.txt", outs: [slow.txt] } }
+  after: { uses: shell, needs: [slow], with: { run: "echo ran >> after.log" } }
+`);
+    const stopped = await runQueued(rig, 'failing');
+    expect([stopped.exitCode, stopped.statuses]).toEqual([1, { bad: 'failed', slow: 'ran', after: 'skipped' }]);
+    const kept = await rig.runWith(env(), 'run', '--keep-going', '--force', 'slow', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/failing`);
+    expect(kept.exitCode).toBe(1);
+    expect(runs(rig, 'slow'), '--force reaches the worker: it recomputes instead of answering from the remote').toBe(2);
+    expect(runs(rig, 'after')).toBe(1);
+
     const noRedis = await rig.runWith(env(), 'run', '--executor', 'queue', '--remote', `s3://${BUCKET}/failing`);
     expect([noRedis.exitCode, noRedis.stderr.trim()]).toEqual([2, '--executor queue needs --redis redis://host:6379']);
     const badRedis = await rig.runWith(env(), 'worker', '--redis', `redis://127.0.0.1:${await freePort()}`, '--remote', `s3://${BUCKET}/failing`);

@@ -248,7 +248,7 @@ class PipelineRun {
         if (hit) return hit;
       }
       reporter.stageStarted(stage.id, why);
-      const job: StageJob = { key, stage: stage.id, uses: stage.uses, workdir: this.pipeline.dir, keyDocument: document, inputs: this.inputArtifacts(stage), outputs: stage.outputs };
+      const job: StageJob = { key, stage: stage.id, uses: stage.uses, workdir: this.pipeline.dir, keyDocument: document, inputs: this.inputArtifacts(stage), outputs: stage.outputs, ...(forced ? { force: true } : {}) };
       const record = await this.runner.run(job, stage, {
         signal: this.controller.signal,
         log: (level, message) => reporter.log(stage.id, level, message),

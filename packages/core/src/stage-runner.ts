@@ -21,6 +21,8 @@ export interface StageJob {
   /** Input artifacts by input name (their hashes are also in the key document). */
   inputs: Record<string, ArtifactRef>;
   outputs: readonly string[];
+  /** Recompute even where a cache holds the key (`--force`): a worker must not answer from the remote. */
+  force?: boolean;
 }
 
 export interface StageHooks {

@@ -49,7 +49,7 @@ export function startWorker(options: WorkerOptions): StageWorker {
 async function processStage(bullJob: Job<QueuedStage>, worker: string, options: WorkerOptions): Promise<StageResult> {
   const { remote, cache, print } = options;
   const job = options.workdir ? { ...bullJob.data.job, workdir: options.workdir } : bullJob.data.job;
-  const existing = await remote.lookup(job.key);
+  const existing = job.force ? undefined : await remote.lookup(job.key);
   if (existing) {
     print(`= ${job.stage}: already in the remote cache`);
     return { record: existing, worker, ran: false };

@@ -8,9 +8,13 @@ import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
 import { loadBase, type LoadBaseOptions } from '../runtime/zoo.js';
 import { loadModelArtifact } from './model-artifact.js';
+import { splitAtFirstTrainable } from './model-graph.js';
 
-/** Which model a worker loads: a base from the zoo (extract-features) or a model artifact (evaluate). */
-export type WorkerModel = { kind: 'base'; ref: string; options: Omit<LoadBaseOptions, 'signal' | 'log'> } | { kind: 'artifact'; dir: string };
+/**
+ * Which model a worker loads: a base from the zoo (extract-features), a model artifact (evaluate), or
+ * the frozen part of one, below its first trainable layer (fine-tune's cached boundary activations).
+ */
+export type WorkerModel = { kind: 'base'; ref: string; options: Omit<LoadBaseOptions, 'signal' | 'log'> } | { kind: 'artifact'; dir: string; part?: 'frozen' };
 
 export interface WorkerSetup {
   backend: BackendName;
@@ -37,7 +41,9 @@ async function loadWorkerModel(tf: Tf, setup: WorkerSetup): Promise<LoadedModel>
     return { predict: (x) => base.predict(x, setup.batchSize), preprocessing: base.preprocessing, dispose: () => base.dispose() };
   }
   const { model, metadata } = await loadModelArtifact(tf, setup.model.dir);
-  return { predict: (x) => model.predict(x, { batchSize: setup.batchSize }) as Tfjs.Tensor, preprocessing: metadata.preprocessing, dispose: () => model.dispose() };
+  const predicted = setup.model.part === 'frozen' ? splitAtFirstTrainable(tf, model)?.lower : model;
+  if (!predicted) throw new Error('the model has no frozen part that one tensor separates from the trainable one');
+  return { predict: (x) => predicted.predict(x, { batchSize: setup.batchSize }) as Tfjs.Tensor, preprocessing: metadata.preprocessing, dispose: () => model.dispose() };
 }
 
 const setup = workerData as WorkerSetup;

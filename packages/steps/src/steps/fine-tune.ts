@@ -2,12 +2,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
-import { openSplit, type Split } from '../data/dataset.js';
+import { openSplit, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { loadModelArtifact, saveModelArtifact, withPhase, type ModelMetadata } from '../ml/model-artifact.js';
 import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js';
 import { trainingThreads } from '../ml/train-pool.js';
+import { PredictionPool, workerCount } from '../ml/worker-pool.js';
 import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
-import { loadBackend, type Tf } from '../runtime/backend.js';
+import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput } from '../runtime/preprocessing.js';
@@ -47,8 +48,10 @@ export default defineStep<Params>({
       if (ctx.params.cache_boundary && !split) ctx.log.warn('no single tensor separates the frozen part from the trainable one: training the whole model on images');
       const trained = split?.upper ?? model;
       const budget = defaultMemoryBudget(backend);
-      const data = await loadTrainingData(tf, ctx.inputs['dataset']!, metadata, split?.lower, budget, ctx.signal);
-      if (split) ctx.log.info(`cached the frozen part's output ${split.boundaryShape.join('×')} for ${data.train.count + (data.val?.count ?? 0)} images; training ${trained.layers.length - 1} layers`);
+      const started = performance.now();
+      const data = await loadTrainingData({ tf, datasetDir: ctx.inputs['dataset']!, modelDir: ctx.inputs['model']!, metadata, lower: split?.lower, backend, budget, signal: ctx.signal });
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      if (split) ctx.log.info(`cached the frozen part's output ${split.boundaryShape.join('×')} for ${data.train.count + (data.val?.count ?? 0)} images in ${seconds} s (${data.workers} worker${data.workers > 1 ? 's' : ''}); training ${trained.layers.length - 1} layers`);
       try {
         trained.compile({ optimizer: makeOptimizer(tf, ctx.params), loss: metadata.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
         const history = await fitWithEarlyStopping(tf, trained, data.train, data.val, {
@@ -76,28 +79,55 @@ export default defineStep<Params>({
   },
 });
 
-/**
- * The train and val splits as tensors: the lower part's activations when the model was split (computed
- * once here, instead of once per epoch), the scaled images otherwise.
- */
-async function loadTrainingData(tf: Tf, datasetDir: string, metadata: ModelMetadata, lower: Tfjs.LayersModel | undefined, budget: number, signal: AbortSignal): Promise<{ train: TensorSplit; val?: TensorSplit }> {
-  const train = await splitTensors(tf, datasetDir, 'train', metadata, lower, budget, signal);
-  const hasVal = await openSplit(datasetDir, 'val').then(() => true, () => false);
-  if (!hasVal) return { train };
-  return { train, val: await splitTensors(tf, datasetDir, 'val', metadata, lower, budget, signal) };
+/** Images per batch when computing the frozen part's activations (or scaling the images). */
+const INPUT_BATCH = 64;
+
+interface TrainingInputs {
+  tf: Tf;
+  datasetDir: string;
+  modelDir: string;
+  metadata: ModelMetadata;
+  /** The frozen part below the boundary, when the model was split. */
+  lower: Tfjs.LayersModel | undefined;
+  backend: BackendName;
+  budget: number;
+  signal: AbortSignal;
 }
 
-async function splitTensors(tf: Tf, datasetDir: string, name: Split, metadata: ModelMetadata, lower: Tfjs.LayersModel | undefined, budget: number, signal: AbortSignal): Promise<TensorSplit> {
-  const source = await openSplit(datasetDir, name);
+/**
+ * The train and val splits as tensors: the lower part's activations when the model was split (computed
+ * once here, instead of once per epoch, on worker threads when there are enough images), the scaled
+ * images otherwise.
+ */
+async function loadTrainingData(o: TrainingInputs): Promise<{ train: TensorSplit; val?: TensorSplit; workers: number }> {
+  const train = await openSplit(o.datasetDir, 'train');
+  const val = await openSplit(o.datasetDir, 'val').catch(() => undefined);
+  const workers = o.lower ? workerCount(train.count + (val?.count ?? 0), INPUT_BATCH) : 1;
+  const pool = workers > 1 ? await PredictionPool.start(workers, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir, part: 'frozen' }, size: train.size, batchSize: INPUT_BATCH }) : undefined;
+  try {
+    const trainTensors = await splitTensors(o, 'train', train, pool);
+    return val ? { train: trainTensors, val: await splitTensors(o, 'val', val, pool), workers } : { train: trainTensors, workers };
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function splitTensors(o: TrainingInputs, name: Split, source: PreprocessedSplit, pool: PredictionPool | undefined): Promise<TensorSplit> {
+  const { tf, lower, metadata } = o;
   const rowShape = lower ? (lower.outputs[0]!.shape.slice(1) as number[]) : [metadata.preprocessing.inputSize, metadata.preprocessing.inputSize, metadata.preprocessing.channels];
-  checkMemory(tf, budget, tensorBytes([source.count, ...rowShape]) * 3, `the ${name} split's ${lower ? 'activations' : 'images'}`);
+  checkMemory(tf, o.budget, tensorBytes([source.count, ...rowShape]) * 3, `the ${name} split's ${lower ? 'activations' : 'images'}`);
   const parts: Tfjs.Tensor[] = [];
-  for await (const batch of source.batches(64)) {
-    signal.throwIfAborted();
-    parts.push(tf.tidy(() => {
-      const images = toModelInput(tf, tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32'), metadata.preprocessing);
-      return lower ? (lower.predict(images) as Tfjs.Tensor) : images;
-    }));
+  if (pool) {
+    const rowSize = rowShape.reduce((a, b) => a * b, 1);
+    for await (const output of pool.predict(source.batches(INPUT_BATCH), o.signal)) parts.push(tf.tensor(output, [output.length / rowSize, ...rowShape]));
+  } else {
+    for await (const batch of source.batches(INPUT_BATCH)) {
+      o.signal.throwIfAborted();
+      parts.push(tf.tidy(() => {
+        const images = toModelInput(tf, tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32'), metadata.preprocessing);
+        return lower ? (lower.predict(images, { batchSize: INPUT_BATCH }) as Tfjs.Tensor) : images;
+      }));
+    }
   }
   const x = tf.concat(parts);
   tf.dispose(parts);
