@@ -1,10 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import S3rver from 's3rver';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalS3, type LocalS3 } from './local-s3.js';
 import { REPO, Rig } from './rig.js';
 
 const BUCKET = 'cache';
@@ -28,9 +28,7 @@ ${sweep.join('')}`;
 let redis: ChildProcess;
 let redisUrl: string;
 let redisPort: number;
-let s3: S3rver;
-let s3Dir: string;
-let endpoint: string;
+let s3: LocalS3;
 const workers: Worker[] = [];
 
 async function freePort(): Promise<number> {
@@ -51,15 +49,12 @@ beforeAll(async () => {
     });
   });
   redisUrl = `redis://127.0.0.1:${port}`;
-  s3Dir = mkdtempSync(join(tmpdir(), 'headstart-s3-'));
-  s3 = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: s3Dir, configureBuckets: [{ name: BUCKET, configs: [] }] });
-  endpoint = `http://127.0.0.1:${(await s3.run()).port}`;
+  s3 = await startLocalS3(BUCKET);
 });
 
 afterAll(async () => {
   redis?.kill('SIGKILL');
   await s3?.close();
-  rmSync(s3Dir, { recursive: true, force: true });
 });
 
 afterEach(async () => {
@@ -68,13 +63,7 @@ afterEach(async () => {
 
 function env(): Record<string, string> {
   return {
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(tmpdir(), 'headstart-no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), 'headstart-no-aws-credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
+    ...s3.env(),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     // Short locks, so that a killed worker's job goes to another one within seconds.
     HEADSTART_QUEUE_LOCK_MS: '3000',

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalS3, type LocalS3 } from './local-s3.js';
 import { REPO, Rig } from './rig.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,37 +28,25 @@ const PIPELINE = `stages:
 `;
 const STAGES = ['source', 'firstline', 'side'];
 
-let server: S3rver;
-let serverDir: string;
+let localS3: LocalS3;
 let endpoint: string;
 let s3: S3Client;
 
 beforeAll(async () => {
   process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] = 'true';
-  serverDir = mkdtempSync(join(tmpdir(), 'headstart-s3-'));
-  server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: serverDir, configureBuckets: [{ name: BUCKET, configs: [] }] });
-  endpoint = `http://127.0.0.1:${(await server.run()).port}`;
+  localS3 = await startLocalS3(BUCKET);
+  endpoint = localS3.endpoint;
   s3 = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
 });
 
 afterAll(async () => {
   s3?.destroy();
-  await server?.close();
-  rmSync(serverDir, { recursive: true, force: true });
+  await localS3?.close();
 });
 
-/** The environment a CI job or a laptop would have: credentials, an endpoint, and no stray AWS config. */
+/** The environment a CI job or a laptop would have, plus `extra`. */
 function awsEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(tmpdir(), 'headstart-no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), 'headstart-no-aws-credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    ...extra,
-  };
+  return { ...localS3.env(), ...extra };
 }
 
 function project(pipeline = PIPELINE): Rig {
@@ -145,6 +132,11 @@ describe('a shared cache on an S3-compatible store', () => {
     const overridden = await laptop.runWith(awsEnv({ HEADSTART_REMOTE: `s3://${BUCKET}/from-env` }), 'run', '--json');
     expect(JSON.parse(overridden.stdout).stages.map((s: { remote?: boolean }) => s.remote ?? false)).toEqual([false, false, false]);
     expect(await keysUnder('from-env')).not.toEqual([]);
+
+    const offline = project(withRemote('from-file'));
+    const local = await offline.runWith(awsEnv({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' }), 'run', '--json', '--remote', 'none');
+    expect(local.exitCode, local.stderr).toBe(0);
+    expect(JSON.parse(local.stdout).stages.map((s: { status: string }) => s.status)).toEqual(['ran', 'ran', 'ran']);
   });
 
   it('a corrupted blob in the bucket is detected, the stage recomputed and the blob uploaded again', async () => {

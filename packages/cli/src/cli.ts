@@ -11,7 +11,7 @@ function pipelineOptions(command: Command): Command {
     .option('--cache-dir <dir>', 'cache directory (default: $HEADSTART_CACHE_DIR or .headstart/cache beside the pipeline)');
 }
 
-const REMOTE_HELP = "shared cache on an S3-compatible store, s3://bucket/prefix (default: $HEADSTART_REMOTE, then the pipeline file's remote:)";
+const REMOTE_HELP = "shared cache on an S3-compatible store, s3://bucket/prefix, or none (default: $HEADSTART_REMOTE, then the pipeline file's remote:)";
 const WORKER_REMOTE_HELP = 'shared cache on an S3-compatible store, s3://bucket/prefix (default: $HEADSTART_REMOTE)';
 
 function collect(value: string, previous: string[]): string[] {

@@ -21,7 +21,9 @@ interface RemoteChoice {
  * when a remote is named.
  */
 export async function openRemote(flags: RemoteFlags, warn: (message: string) => void, { pipelineRemote, required = false }: RemoteChoice = {}): Promise<OpenedRemote> {
-  const url = flags.remote ?? (process.env[REMOTE_ENV] || undefined) ?? pipelineRemote;
+  const named = flags.remote ?? (process.env[REMOTE_ENV] || undefined) ?? pipelineRemote;
+  // `none` switches off a remote the pipeline file names (offline, or without credentials).
+  const url = named === 'none' ? undefined : named;
   if (!url) {
     if (!required) return { ok: true, remote: undefined };
     console.error(`no remote cache: pass --remote s3://bucket/prefix, set ${REMOTE_ENV} or add remote: to the pipeline file`);

@@ -1,17 +1,16 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError } from '@headstart/core';
 import type { SplitBatch } from '../data/dataset.js';
 import { IMAGE_EXTENSIONS, toRgb, UnreadableImageError } from '../data/image.js';
 import { compareCodePoints } from '../data/image-folder.js';
 import { IMAGE_CONCURRENCY, mapBounded } from '../data/parallel.js';
-import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
-import { toModelInput } from '../runtime/preprocessing.js';
+import { loadBackend, type BackendName } from '../runtime/backend.js';
 import { imageDecodingFor, type ImageDecoding } from './image-decoding.js';
-import { loadModelArtifact, readModelMetadata, type ModelMetadata } from './model-artifact.js';
-import { PredictionPool, workerCount } from './worker-pool.js';
+import { readModelMetadata, type ModelMetadata } from './model-artifact.js';
+import { modelOutputs } from './model-outputs.js';
+import { workerCount } from './worker-pool.js';
 
 /** What a folder is searched for: what load-data takes, and the other formats sharp reads. */
 export const PREDICT_EXTENSIONS: ReadonlySet<string> = new Set([...IMAGE_EXTENSIONS, '.gif', '.tif', '.tiff', '.avif']);
@@ -66,19 +65,10 @@ export async function predictImages(options: PredictOptions): Promise<PredictSum
   const signal = options.signal ?? new AbortController().signal;
   const workers = workerCount(files.length, batchSize);
   const batches = decodeBatches(files, decoding, batchSize, signal);
-  const pool = workers > 1 ? await PredictionPool.start(workers, { backend, model: { kind: 'artifact', dir: options.model }, size: decoding.size, batchSize }) : undefined;
   const probabilities: Float32Array[] = [];
-  try {
-    const outputs = pool ? pool.predict(batches, signal) : predictHere(tf, options.model, decoding.size, batches, signal);
-    let done = 0;
-    for await (const output of outputs) {
-      const rows = classProbabilities(output, metadata);
-      probabilities.push(...rows);
-      done += rows.length;
-      options.onProgress?.(done, files.length);
-    }
-  } finally {
-    await pool?.close();
+  for await (const output of modelOutputs(tf, batches, { backend, modelDir: options.model, size: decoding.size, batchSize, workers, signal })) {
+    probabilities.push(...classProbabilities(output, metadata));
+    options.onProgress?.(probabilities.length, files.length);
   }
   const k = Math.min(options.topK ?? 3, metadata.classes.length);
   const predictions = files.map((path, i) => ({ path, top: topClasses(probabilities[i]!, metadata.classes, k) }));
@@ -130,25 +120,6 @@ async function decodeImage(file: string, decoding: ImageDecoding): Promise<Uint8
   } catch (error) {
     if (error instanceof UnreadableImageError) throw new StepUserError(`${file}: ${error.message}`);
     throw error;
-  }
-}
-
-/** The single-thread path, as evaluate's: the model is loaded here only when no worker predicts. */
-async function* predictHere(tf: Tf, modelDir: string, size: number, batches: AsyncIterable<SplitBatch>, signal: AbortSignal): AsyncGenerator<Float32Array> {
-  const { model, metadata } = await loadModelArtifact(tf, modelDir);
-  try {
-    for await (const batch of batches) {
-      signal.throwIfAborted();
-      const output = tf.tidy(() => {
-        const pixels = tf.tensor4d(batch.images, [batch.count, size, size, 3], 'int32');
-        return model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
-      });
-      const data = (await output.data()) as Float32Array;
-      output.dispose();
-      yield data;
-    }
-  } finally {
-    model.dispose();
   }
 }
 

@@ -1,13 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { SPLITS, openSplit, splitFiles, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { classificationReport, confusionTable, type ClassificationReport } from '../ml/metrics.js';
-import { loadModelArtifact, readModelMetadata, type ModelMetadata } from '../ml/model-artifact.js';
-import { PredictionPool, workerCount } from '../ml/worker-pool.js';
+import { readModelMetadata, type ModelMetadata } from '../ml/model-artifact.js';
+import { modelOutputs } from '../ml/model-outputs.js';
+import { workerCount } from '../ml/worker-pool.js';
 import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
-import { toModelInput } from '../runtime/preprocessing.js';
 
 const GATED_METRICS = ['accuracy', 'top_k_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc'] as const;
 type GatedMetric = (typeof GATED_METRICS)[number];
@@ -74,41 +73,17 @@ async function predictSplit(
   const labels = await source.readLabels();
   const probabilities = new Float32Array(source.count * classCount);
   const workers = workerCount(source.count, o.batchSize);
-  const pool = workers > 1 ? await PredictionPool.start(workers, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: source.size, batchSize: o.batchSize }) : undefined;
-  try {
-    const outputs = pool ? pool.predict(source.batches(o.batchSize), signal) : predictHere(tf, o.modelDir, source, o.batchSize, signal);
-    let done = 0;
-    for await (const output of outputs) {
-      const rows = metadata.binary ? output.length : output.length / classCount;
-      // A binary model's one sigmoid column p becomes the two columns (1 − p, p).
-      probabilities.set(metadata.binary ? Float32Array.from({ length: rows * 2 }, (_, i) => (i % 2 ? output[i >> 1]! : 1 - output[i >> 1]!)) : output, done * classCount);
-      done += rows;
-      progress(done);
-    }
-  } finally {
-    await pool?.close();
+  let done = 0;
+  for await (const output of modelOutputs(tf, source.batches(o.batchSize), { ...o, size: source.size, workers, signal })) {
+    const rows = metadata.binary ? output.length : output.length / classCount;
+    // A binary model's one sigmoid column p becomes the two columns (1 − p, p).
+    probabilities.set(metadata.binary ? Float32Array.from({ length: rows * 2 }, (_, i) => (i % 2 ? output[i >> 1]! : 1 - output[i >> 1]!)) : output, done * classCount);
+    done += rows;
+    progress(done);
   }
   return { labels, probabilities, workers };
 }
 
-/** The single-thread path: the model is loaded here only when no worker does the predicting. */
-async function* predictHere(tf: Tf, modelDir: string, source: PreprocessedSplit, batchSize: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
-  const { model, metadata } = await loadModelArtifact(tf, modelDir);
-  try {
-    for await (const batch of source.batches(batchSize)) {
-      signal.throwIfAborted();
-      const output = tf.tidy(() => {
-        const pixels = tf.tensor4d(batch.images, [batch.count, source.size, source.size, 3], 'int32');
-        return model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
-      });
-      const data = (await output.data()) as Float32Array;
-      output.dispose();
-      yield data;
-    }
-  } finally {
-    model.dispose();
-  }
-}
 
 function headlineMetrics(report: ClassificationReport): Record<string, number> {
   const metrics: Record<string, number> = {};
