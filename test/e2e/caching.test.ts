@@ -150,7 +150,7 @@ describe('caching', () => {
     expect(second.stdout.trim().split('\n').sort()).toEqual(['· firstline: cached', '· shout: cached', '· side: cached', '· source: cached']);
   });
 
-  it('a fully cached run loads no ML library', async () => {
+  it('a fully cached run loads no ML library, and without a remote neither the remote package nor the AWS SDK', async () => {
     const rig = project();
     await rig.runJson();
     const trace = join(rig.dir, 'trace.txt');
@@ -159,6 +159,7 @@ describe('caching', () => {
     const modules = readFileSync(trace, 'utf8');
     expect(modules).toContain('/packages/core/dist/executor.js');
     expect(modules).not.toMatch(/@tensorflow|sharp|nsfwjs|execa/);
+    expect(modules).not.toMatch(/@aws-sdk|@smithy|packages\/remote\//);
   });
 
   it('graph prints mermaid and dot', async () => {

@@ -1,7 +1,7 @@
-import { StepUserError } from '@headstart/core';
 import { predictImages, type ImagePrediction, type PredictSummary } from '@headstart/steps';
 import { locateModel } from '../model-source.js';
 import type { PipelineFlags } from '../load.js';
+import { clearProgressLine, progressLine, runStepCommand } from '../step-command.js';
 
 interface PredictFlags extends PipelineFlags {
   model: string;
@@ -19,26 +19,15 @@ export async function predictCommand(paths: string[], flags: PredictFlags): Prom
   if (flags.workers) process.env['HEADSTART_WORKERS'] = String(flags.workers);
   const located = await locateModel(flags.model, flags.pipeline, flags);
   if (!located.ok) return located.exitCode;
-  const controller = new AbortController();
-  const interrupt = () => controller.abort();
-  process.once('SIGINT', interrupt);
-  try {
+  return runStepCommand(async (signal) => {
+    const progress = progressLine('predicting');
     const summary = await predictImages({
-      ...located.source, paths, topK: flags.topK, batchSize: flags.batchSize, signal: controller.signal,
-      log: logOnTty,
-      ...(process.stderr.isTTY ? { onProgress: (done: number, total: number) => process.stderr.write(`\rpredicting ${done}/${total} images`) } : {}),
+      ...located.source, paths, topK: flags.topK, batchSize: flags.batchSize, signal, log: logOnTty, ...(progress ? { onProgress: progress } : {}),
     });
-    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    clearProgressLine();
     printPredictions(summary, flags);
     return 0;
-  } catch (error) {
-    if (controller.signal.aborted) return 130;
-    if (!(error instanceof StepUserError)) throw error;
-    console.error(error.message);
-    return 2;
-  } finally {
-    process.off('SIGINT', interrupt);
-  }
+  });
 }
 
 function printPredictions({ predictions, decoding, assumed, backend, workers }: PredictSummary, flags: PredictFlags): void {
