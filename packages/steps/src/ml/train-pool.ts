@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type * as Tfjs from '@tensorflow/tfjs';
 import type { BackendName, Tf } from '../runtime/backend.js';
+import { applyGradients } from '../runtime/fused-adam.js';
 import { SLICE_ROWS, evaluateChunks, namedLoss, shareOut, sizeOf, sliceBounds, sliceGradients, sumInOrder } from './data-parallel.js';
 import { shardDropout } from './sharded-dropout.js';
 import type { TensorSplit } from './training.js';
@@ -198,7 +199,7 @@ export class DataParallelTrainer {
         if (grad) named[(weight.read() as Tfjs.Variable).name] = grad;
         offset += length;
       });
-      this.model.optimizer.applyGradients(named);
+      applyGradients(tf, this.model.optimizer, named);
     });
   }
 

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { BackendUnavailableError } from './errors.js';
+import { loadSimdKernels } from './simd-kernels.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 
@@ -161,6 +162,7 @@ async function tryWasm(tf: Tf): Promise<string | null> {
   wasm.setWasmPaths(path.join(packageDir, 'dist') + path.sep);
   if (!(await setBackend(tf, 'wasm'))) return 'the WebAssembly module failed to initialise';
   registerWasmKernels(tf);
+  await loadSimdKernels(tf);
   return null;
 }
 

@@ -1,7 +1,7 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { conv2dBackpropFilter, conv2dBackpropInput } from './wasm-kernels-conv.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm-kernels-depthwise.js';
-import { fasterBatchNorm, fasterClipGradient, fasterIdentity, fasterReduce, fasterTile } from './wasm-kernels-faster.js';
+import { fasterBatchNorm, fasterBatchNormGradient, fasterClipGradient, fasterIdentity, fasterReduce, fasterReluGradient, fasterTile } from './wasm-kernels-faster.js';
 import { asTensor, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
 
 type KernelFunc = Tfjs.KernelConfig['kernelFunc'];
@@ -20,24 +20,30 @@ const ours = new WeakSet<object>();
 export function registerWasmKernels(tf: Tf): void {
   install(tf, 'Conv2DBackpropFilter', (i, a) => conv2dBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>));
   install(tf, 'Conv2DBackpropInput', (i, a) => conv2dBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>));
-  install(tf, 'DepthwiseConv2dNativeBackpropFilter', (i, a) =>
-    depthwiseBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>),
+  install(tf, 'DepthwiseConv2dNativeBackpropFilter', (i, a, backend) =>
+    depthwiseBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>, backend),
   );
-  install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a) =>
-    depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>),
+  install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a, backend) =>
+    depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>, backend),
   );
   wrapStock(tf, 'Tile', (stock) => fasterTile(tf, stock));
   wrapStock(tf, 'Sum', (stock) => fasterReduce(tf, stock, false));
   wrapStock(tf, 'Mean', (stock) => fasterReduce(tf, stock, true));
   wrapStock(tf, 'Identity', (stock) => fasterIdentity(stock));
   wrapStock(tf, 'FusedBatchNorm', (stock) => fasterBatchNorm(tf, stock));
-  const clipGradient = tf.getGradient('ClipByValue');
-  if (clipGradient && !ours.has(clipGradient)) {
-    const faster = fasterClipGradient(tf, clipGradient);
-    tf.unregisterGradient('ClipByValue');
-    tf.registerGradient(faster);
-    ours.add(faster);
-  }
+  wrapGradient(tf, 'Relu', (stock) => fasterReluGradient(tf, stock));
+  wrapGradient(tf, 'ClipByValue', (stock) => fasterClipGradient(tf, stock));
+  wrapGradient(tf, 'FusedBatchNorm', (stock) => fasterBatchNormGradient(tf, stock));
+}
+
+/** Replaces a kernel's gradient (for every backend: each replacement checks for wasm itself). */
+function wrapGradient(tf: Tf, kernelName: string, faster: (stock: Tfjs.GradConfig) => Tfjs.GradConfig): void {
+  const stock = tf.getGradient(kernelName);
+  if (!stock || ours.has(stock)) return;
+  const config = faster(stock);
+  tf.unregisterGradient(kernelName);
+  tf.registerGradient(config);
+  ours.add(config);
 }
 
 interface FilterShape {
@@ -48,10 +54,10 @@ interface InputShape {
 }
 
 /** Registers (or replaces) kernelName on wasm; compute runs inside a tidy that keeps only its result. */
-function install(tf: Tf, kernelName: string, compute: (inputs: Tfjs.NamedTensorInfoMap, attrs: object) => Tfjs.Tensor): void {
+function install(tf: Tf, kernelName: string, compute: (inputs: Tfjs.NamedTensorInfoMap, attrs: object, backend: unknown) => Tfjs.Tensor): void {
   const existing = tf.getKernel(kernelName, 'wasm');
   if (existing && ours.has(existing)) return;
-  const kernelFunc: KernelFunc = ({ inputs, attrs }) => tf.tidy(() => compute(inputs, attrs ?? {}));
+  const kernelFunc: KernelFunc = ({ inputs, attrs, backend }) => tf.tidy(() => compute(inputs, attrs ?? {}, backend));
   replace(tf, { kernelName, backendName: 'wasm', kernelFunc });
 }
 

@@ -1,6 +1,7 @@
 import type { LayersModel, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { loadBackend } from '../../src/runtime/index.js';
+import { simdKernels } from '../../src/runtime/simd-kernels.js';
 import { SIZES, onWasmAndCpu, outSize, relativeError, tf, type Pad } from './kernel-test-helpers.js';
 
 const EXPLICIT: Pad = [[0, 0], [1, 2], [2, 0], [0, 0]];
@@ -28,7 +29,7 @@ for (const stride of [1, 2])
 
 /** dx and dW of sum(depthwiseConv2d(x, w) · dy) on the current backend. */
 function depthwiseGradients({ stride, k, pad, h, w, multiplier }: Case): Tensor[] {
-  const channels = 3;
+  const channels = 6; // one SIMD vector of 4 and 2 left over for the SIMD filter gradient's scalar tail
   const x = tf.randomNormal([2, h, w, channels], 0, 1, 'float32', 1) as Tensor4D;
   const filter = tf.randomNormal([k, k, channels, multiplier], 0, 1, 'float32', 2) as Tensor4D;
   const dyShape = [2, outSize(h, k, stride, pad, 1), outSize(w, k, stride, pad, 2), channels * multiplier];
@@ -41,6 +42,10 @@ describe('depthwise conv gradients on wasm', () => {
   it('are registered (tfjs-backend-wasm 4.22 has none)', () => {
     expect(tf.getKernel('DepthwiseConv2dNativeBackpropFilter', 'wasm')).toBeDefined();
     expect(tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'wasm')).toBeDefined();
+  });
+
+  it('the filter gradient runs on the SIMD kernels loaded with the backend', () => {
+    expect(simdKernels(tf.backend())).toBeDefined();
   });
 
   it.each(cases)('match the cpu backend: stride $stride, kernel $k, pad $padName, $h×$w, multiplier $multiplier', async (c) => {

@@ -116,15 +116,27 @@ describe('batch normalization and relu6 on wasm', () => {
     onWasm.forEach((values, i) => expect(relativeError(values, onCpu[i]!)).toBeLessThan(1e-5));
   });
 
-  it('the relu6 gradient matches the cpu backend, at the clip bounds too', async () => {
+  it.each([
+    ['relu6', (t: Tensor) => tf.clipByValue(t, 0, 6)],
+    ['relu', (t: Tensor) => tf.relu(t)],
+  ])('the %s gradient matches the cpu backend, at the bounds and for infinities too', async (_name, activation) => {
     const gradient = () => {
-      const x = tf.concat([tf.tensor1d([-1, 0, 3, 6, 7, -0]), tf.randomNormal([200], 3, 5, 'float32', 18)]);
+      const x = tf.concat([tf.tensor1d([-1, 0, 3, 6, 7, -0, Infinity, -Infinity]), tf.randomNormal([201], 3, 5, 'float32', 18)]);
       const dy = tf.randomNormal(x.shape, 0, 1, 'float32', 19);
-      return [tf.grad((t: Tensor) => tf.sum(tf.mul(tf.clipByValue(t, 0, 6), dy)))(x)];
+      return [tf.grad((t: Tensor) => tf.sum(tf.mul(activation(t), dy)))(x)];
     };
     const [[onWasm], [onCpu]] = await onWasmAndCpu(gradient);
     const plusZero = (values: Float32Array) => Array.from(values, (v) => v + 0); // dy·0 may be −0
     expect(plusZero(onWasm!)).toEqual(plusZero(onCpu!));
+  });
+
+  it.each([
+    ['relu6', (t: Tensor) => tf.clipByValue(t, 0, 6)],
+    ['relu', (t: Tensor) => tf.relu(t)],
+  ])('the %s gradient passes NaN on as tfjs-core does', (_name, activation) => {
+    const x = tf.tensor1d([Number.NaN, 1, 2, 3, Number.NaN]);
+    const dx = tf.grad((t: Tensor) => tf.sum(activation(t)))(x).dataSync();
+    expect(Array.from(dx, Number.isNaN)).toEqual([true, false, false, false, true]);
   });
 
   it('a clone (Identity) keeps its values after the original is disposed', () => {
