@@ -374,7 +374,7 @@ try {
     const kernels = await kernelRows();
     console.log(table(['kernel', 'size', 'wasm ours (ms)', 'wasm stock (ms)', 'stock/ours', 'cpu (ms)', 'cpu/ours'], kernels.rows));
     const { ours, oneConv, patches, error } = kernels.sketch;
-    console.log(`\nDepthwise filter gradient, 3×3 s1, 12×12×384: ours (tap by tap at this size) ${ours.toFixed(1)} ms; as one depthwise conv with dy as the filter ${oneConv.toFixed(1)} ms; as stacked patches + batched matMul ${patches.toFixed(1)} ms (all three agree to ${error.toExponential(1)})\n`);
+    console.log(`\nDepthwise filter gradient, 3×3 s1, 12×12×384: ours (the SIMD kernel) ${ours.toFixed(1)} ms; as one depthwise conv with dy as the filter ${oneConv.toFixed(1)} ms; as stacked patches + batched matMul ${patches.toFixed(1)} ms (all three agree to ${error.toExponential(1)})\n`);
     const stepsResult = await stepRows(cacheDir);
     console.log(table(['one training step (trainOnBatch, batch 32)', 'wasm ours (s)', 'wasm stock (s)', 'stock/ours', 'cpu (s)', 'cpu/ours'], stepsResult.rows));
     if (stepsResult.profiles.length > 0) console.log(`\nTop kernels per step (ms, tf.profile):\n${stepsResult.profiles.map((p) => `- ${p}`).join('\n')}`);

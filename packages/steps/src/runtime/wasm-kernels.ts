@@ -1,7 +1,7 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { conv2dBackpropFilter, conv2dBackpropInput } from './wasm-kernels-conv.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm-kernels-depthwise.js';
-import { fasterBatchNorm, fasterBatchNormGradient, fasterClipGradient, fasterIdentity, fasterReduce, fasterReluGradient, fasterTile } from './wasm-kernels-faster.js';
+import { fasterBatchNorm, fasterBatchNormGradient, fasterClipGradient, fasterIdentity, fasterMatMul, fasterReduce, fasterReluGradient, fasterTile } from './wasm-kernels-faster.js';
 import { asTensor, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
 
 type KernelFunc = Tfjs.KernelConfig['kernelFunc'];
@@ -15,7 +15,8 @@ const ours = new WeakSet<object>();
  * DepthwiseConv2dNativeBackpropFilter/Input), built from kernels wasm runs fast. Then replaces what
  * profiling a MobileNetV2 training step showed to be slow on wasm (bench/kernels): the kernels
  * Conv2DBackpropInput, Tile, Sum, Mean, Identity and FusedBatchNorm, and the gradient of ClipByValue
- * (relu6), each built from fast kernels with the stock one kept for what it does not cover. Idempotent.
+ * (relu6), each built from fast kernels with the stock one kept for what it does not cover; and
+ * BatchMatMul with a transposed operand. Idempotent.
  */
 export function registerWasmKernels(tf: Tf): void {
   install(tf, 'Conv2DBackpropFilter', (i, a) => conv2dBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>));
@@ -26,6 +27,7 @@ export function registerWasmKernels(tf: Tf): void {
   install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a, backend) =>
     depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>, backend),
   );
+  wrapStock(tf, 'BatchMatMul', (stock) => fasterMatMul(tf, stock));
   wrapStock(tf, 'Tile', (stock) => fasterTile(tf, stock));
   wrapStock(tf, 'Sum', (stock) => fasterReduce(tf, stock, false));
   wrapStock(tf, 'Mean', (stock) => fasterReduce(tf, stock, true));

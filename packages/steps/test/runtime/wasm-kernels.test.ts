@@ -66,6 +66,33 @@ describe('conv2d gradients on wasm', () => {
   });
 });
 
+describe('matMul with a transposed operand on wasm', () => {
+  it.each([
+    [false, true],
+    [true, false],
+    [true, true],
+  ])('transposeA %s, transposeB %s matches the cpu backend, as 2-D and as a batch of one', async (transposeA, transposeB) => {
+    const multiply = () => {
+      const a = tf.randomNormal(transposeA ? [7, 5] : [5, 7], 0, 1, 'float32', 21);
+      const b = tf.randomNormal(transposeB ? [6, 7] : [7, 6], 0, 1, 'float32', 22);
+      const batched = tf.matMul(tf.expandDims(a, 0), tf.expandDims(b, 0), transposeA, transposeB);
+      return [tf.matMul(a, b, transposeA, transposeB), batched];
+    };
+    const [onWasm, onCpu] = await onWasmAndCpu(multiply);
+    onWasm.forEach((values, i) => expect(relativeError(values, onCpu[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('a dense layer trains on wasm as on the cpu backend', async () => {
+    const step = () => {
+      const x = tf.randomNormal([9, 12], 0, 1, 'float32', 23);
+      const w = tf.randomNormal([12, 4], 0, 1, 'float32', 24);
+      return tf.grads((xt: Tensor, wt: Tensor) => tf.sum(tf.square(tf.matMul(xt, wt))))([x, w]);
+    };
+    const [onWasm, onCpu] = await onWasmAndCpu(step);
+    onWasm.forEach((values, i) => expect(relativeError(values, onCpu[i]!)).toBeLessThan(1e-5));
+  });
+});
+
 describe('Tile on wasm', () => {
   const tiles: [string, number[], number[], 'float32' | 'int32' | 'bool'][] = [
     ['a broadcast (the batch-norm gradient)', [1, 1, 1, 5], [2, 3, 4, 1], 'float32'],
@@ -169,6 +196,7 @@ describe('registerWasmKernels', () => {
     ['Conv2DBackpropInput', () => ({ dy: z(2, 4, 4, 4), filter: z(3, 3, 3, 4) }), { strides: 2, pad: 'same', dataFormat: 'NHWC', inputShape: [2, 7, 7, 3] }],
     ['DepthwiseConv2dNativeBackpropFilter', () => ({ x: z(2, 7, 7, 3), dy: z(2, 4, 4, 3) }), { strides: 2, pad: 'same', dilations: 1, filterShape: [3, 3, 3, 1] }],
     ['DepthwiseConv2dNativeBackpropInput', () => ({ dy: z(2, 4, 4, 3), filter: z(3, 3, 3, 1) }), { strides: 2, pad: 'same', dilations: 1, inputShape: [2, 7, 7, 3] }],
+    ['BatchMatMul', () => ({ a: z(1, 5, 3), b: z(1, 5, 4) }), { transposeA: true, transposeB: false }],
     ['Tile', () => ({ x: z(1, 1, 1, 3) }), { reps: [2, 7, 7, 1] }],
     ['Sum', () => ({ x: z(8, 16, 16, 40) }), { axis: [0, 1, 2], keepDims: false }],
     ['FusedBatchNorm', () => ({ x: z(2, 3, 3, 4), mean: z(4), variance: z(4), scale: z(4), offset: z(4) }), { varianceEpsilon: 1e-3 }],
