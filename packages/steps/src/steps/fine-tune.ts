@@ -20,7 +20,7 @@ interface Params extends TrainingParams {
 
 export default defineStep<Params>({
   name: 'fine-tune',
-  version: '4',
+  version: '5',
   description: 'Trains the unfrozen layers at a low learning rate, keeping the best validation epoch',
   params: {
     type: 'object',

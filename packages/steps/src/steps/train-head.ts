@@ -18,7 +18,7 @@ interface Params extends TrainingParams {
 
 export default defineStep<Params>({
   name: 'train-head',
-  version: '3',
+  version: '4',
   description: 'Trains a new classifier head on cached features; outputs the head, base + head, and the history',
   params: {
     type: 'object',

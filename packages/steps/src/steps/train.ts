@@ -26,7 +26,7 @@ const RANGE: [number, number] = [0, 1];
 
 export default defineStep<Params>({
   name: 'train',
-  version: '4',
+  version: '5',
   description: 'Trains a model from scratch on the images (the baseline transfer learning has to beat)',
   params: {
     type: 'object',
