@@ -7,7 +7,7 @@ type ConvInfo = Tfjs.backend_util.Conv2DInfo;
 
 /**
  * dW[kh,kw,c,m] = Σ_{n,oh,ow} x[n, oh·s+kh-pad, ow·s+kw-pad, c] · dy[n,oh,ow,c·M+m]: with multiplier 1
- * one pass of the SIMD kernel (simd-kernels.ts; 6×6×576, 16 rows: ≈ 1 ms against 12 ms), otherwise
+ * one pass of the SIMD kernel (simd-kernels.ts; 6×6×576, 16 rows: ≈ 1 ms against 6–9 ms), otherwise
  * one of two ways built from kernels XNNPACK runs fast, by which was faster for the shape
  * (bench/kernels). The issue's first sketch, K·K strided patches stacked for one batched matMul, was
  * 4× slower than either.
@@ -22,7 +22,7 @@ export function depthwiseBackpropFilter(
   const info = convInfo(tf, 'DepthwiseConv2dNativeBackpropFilter', x.shape, attrs.filterShape, attrs, true);
   const simd = simdKernels(backend);
   if (simd && attrs.filterShape[3] === 1 && x.dtype === 'float32' && dy.dtype === 'float32' && x.size > 0 && dy.size > 0) {
-    return simdFilterGrad(tf, simd, backend, x, dy, info, attrs.filterShape);
+    return simdOutput(tf, backend, attrs.filterShape, (out) => simd.depthwiseGrad(0, addressOf(backend, x), addressOf(backend, dy), out, ...geometry(info))) as Tensor4D;
   }
   const strided = info.strideHeight > 1 || info.strideWidth > 1;
   const byTaps = !strided && info.outHeight * info.outWidth > MAX_FAST_FILTER;
@@ -32,18 +32,6 @@ export function depthwiseBackpropFilter(
 /** The sizes the SIMD depthwise gradient kernel takes, in its order. */
 function geometry(info: ConvInfo): number[] {
   return [info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left];
-}
-
-function simdFilterGrad(
-  tf: Tf,
-  simd: NonNullable<ReturnType<typeof simdKernels>>,
-  backend: unknown,
-  x: Tensor4D,
-  dy: Tensor4D,
-  info: ConvInfo,
-  filterShape: [number, number, number, number],
-): Tensor4D {
-  return simdOutput(tf, backend, filterShape, (out) => simd.depthwiseGrad(0, addressOf(backend, x), addressOf(backend, dy), out, ...geometry(info))) as Tensor4D;
 }
 
 /**
