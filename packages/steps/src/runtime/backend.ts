@@ -162,7 +162,9 @@ async function tryWasm(tf: Tf): Promise<string | null> {
   wasm.setWasmPaths(path.join(packageDir, 'dist') + path.sep);
   if (!(await setBackend(tf, 'wasm'))) return 'the WebAssembly module failed to initialise';
   registerWasmKernels(tf);
-  await loadSimdKernels(tf);
+  // Without the SIMD kernels (wabt missing, a shared-memory build) the kernels built from tf ops
+  // remain: slower, not wrong. The runtime tests check that they load here.
+  await loadSimdKernels(tf).catch(() => undefined);
   return null;
 }
 
