@@ -14,9 +14,10 @@ const ours = new WeakSet<object>();
  * Registers the kernels tfjs-backend-wasm 4.22 lacks and training needs (Conv2DBackpropFilter,
  * DepthwiseConv2dNativeBackpropFilter/Input), built from kernels wasm runs fast. Then replaces what
  * profiling a MobileNetV2 training step showed to be slow on wasm (bench/kernels): the kernels
- * Conv2DBackpropInput, Tile, Sum, Mean, Identity and FusedBatchNorm, and the gradient of ClipByValue
- * (relu6), each built from fast kernels with the stock one kept for what it does not cover; and
- * BatchMatMul with a transposed operand. Idempotent.
+ * Conv2DBackpropInput, Tile, Sum, Mean, Identity and FusedBatchNorm, and the gradients of Relu,
+ * ClipByValue (relu6) and FusedBatchNorm, each built from fast kernels or SIMD ones (simd-kernels.ts)
+ * with the stock one kept for what it does not cover; and BatchMatMul with a transposed operand.
+ * Idempotent.
  */
 export function registerWasmKernels(tf: Tf): void {
   install(tf, 'Conv2DBackpropFilter', (i, a) => conv2dBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>));

@@ -29,7 +29,7 @@ for (const stride of [1, 2])
 
 /** dx and dW of sum(depthwiseConv2d(x, w) · dy) on the current backend. */
 function depthwiseGradients({ stride, k, pad, h, w, multiplier }: Case): Tensor[] {
-  const channels = 6; // one SIMD vector of 4 and 2 left over for the SIMD filter gradient's scalar tail
+  const channels = 6; // one SIMD vector of 4 and 2 left over for the SIMD kernels' scalar tail
   const x = tf.randomNormal([2, h, w, channels], 0, 1, 'float32', 1) as Tensor4D;
   const filter = tf.randomNormal([k, k, channels, multiplier], 0, 1, 'float32', 2) as Tensor4D;
   const dyShape = [2, outSize(h, k, stride, pad, 1), outSize(w, k, stride, pad, 2), channels * multiplier];
@@ -44,7 +44,7 @@ describe('depthwise conv gradients on wasm', () => {
     expect(tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'wasm')).toBeDefined();
   });
 
-  it('the filter gradient runs on the SIMD kernels loaded with the backend', () => {
+  it('run on the SIMD kernels loaded with the backend (multiplier 1)', () => {
     expect(simdKernels(tf.backend())).toBeDefined();
   });
 
