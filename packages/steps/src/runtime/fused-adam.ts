@@ -1,5 +1,5 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import { addressOf, simdKernels } from './simd-kernels.js';
+import { simdFor } from './simd-kernels.js';
 import type { Tf } from './wasm-kernels-util.js';
 
 /** The state tfjs-core's AdamOptimizer keeps (not in its public typings). */
@@ -15,8 +15,6 @@ interface AdamInternals {
   incrementIterations(): void;
 }
 
-type MakeOutput = { makeOutput(shape: number[], dtype: 'float32'): Tfjs.TensorInfo };
-
 /**
  * `optimizer.applyGradients(gradients)`, with Adam on wasm done by one SIMD pass per variable
  * instead of ≈ 15 small kernels (for MobileNetV2's blocks 10–16, ≈ 700 calls and 20 ms a step).
@@ -24,8 +22,7 @@ type MakeOutput = { makeOutput(shape: number[], dtype: 'float32'): Tfjs.TensorIn
  * operation as tfjs-core does, in the same order: the same bits (a unit test checks it).
  */
 export function applyGradients(tf: Tf, optimizer: Tfjs.Optimizer, gradients: Tfjs.NamedTensorMap): void {
-  const backend = tf.backend();
-  const simd = simdKernels(backend);
+  const simd = simdFor(tf);
   if (!simd || optimizer.getClassName() !== 'Adam' || Object.values(gradients).some((g) => g.dtype !== 'float32')) {
     optimizer.applyGradients(gradients);
     return;
@@ -40,10 +37,8 @@ export function applyGradients(tf: Tf, optimizer: Tfjs.Optimizer, gradients: Tfj
       const value = tf.engine().registeredVariables[name]!;
       const m = (adam.accumulatedFirstMoment[i] ??= moment(tf, value, `${name}/m`)).variable;
       const v = (adam.accumulatedSecondMoment[i] ??= moment(tf, value, `${name}/v`)).variable;
-      const outputs = [0, 1, 2].map(() => (backend as unknown as MakeOutput).makeOutput(value.shape, 'float32'));
-      const addresses = [value, gradient, m, v, ...outputs].map((tensor) => addressOf(backend, tensor));
-      simd.adam(...addresses, 1, value.size, ...rates);
-      const [newValue, newM, newV] = outputs.map((info) => tf.engine().makeTensorFromTensorInfo(info));
+      const inputs = [value, gradient, m, v].map(simd.address);
+      const [newValue, newM, newV] = simd.outputs(value.shape, 3, (...outputs) => simd.kernels.adam(...inputs, ...outputs, 1, value.size, ...rates));
       m.assign(newM!);
       v.assign(newV!);
       value.assign(newValue!);

@@ -195,21 +195,33 @@ const { WebAssembly } = globalThis as unknown as { WebAssembly: WebAssemblyApi }
 interface WasmBackendInternals {
   wasm: { asm?: { memory?: object } };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): Tfjs.TensorInfo;
+}
+
+/** The SIMD kernels linked to the active wasm backend, with what a caller needs to run them on its tensors. */
+export interface Simd {
+  kernels: SimdExports;
+  /** Byte address of a tensor's values in the backend's memory. */
+  address(tensor: Tfjs.TensorInfo): number;
+  /** `count` new float32 tensors of `shape` that `fill` writes at the addresses it is given. */
+  outputs(shape: number[], count: number, fill: (...addresses: number[]) => void): Tfjs.Tensor[];
+  /** One new float32 tensor of `shape` that `fill` writes at the address it is given. */
+  output(shape: number[], fill: (address: number) => void): Tfjs.Tensor;
 }
 
 let compiled: Promise<object> | undefined;
-const instances = new WeakMap<object, SimdExports>();
+const linked = new WeakMap<object, Simd>();
 
 /** Assembles the module (once per thread) and links it to the active wasm backend's memory. */
 export async function loadSimdKernels(tf: Tf): Promise<void> {
   if (tf.getBackend() !== 'wasm') return;
   const backend = tf.backend() as unknown as WasmBackendInternals;
-  if (instances.has(backend)) return;
+  if (linked.has(backend)) return;
   const memory = backend.wasm.asm?.memory;
   if (!memory) return;
   compiled ??= assemble();
   const instance = await WebAssembly.instantiate(await compiled, { env: { memory } });
-  instances.set(backend, instance.exports as unknown as SimdExports);
+  linked.set(backend, bind(tf, backend, instance.exports as unknown as SimdExports));
 }
 
 async function assemble(): Promise<object> {
@@ -223,21 +235,21 @@ async function assemble(): Promise<object> {
   }
 }
 
-/** The SIMD kernels linked to `backend`, if loadSimdKernels ran for it. */
-export function simdKernels(backend: unknown): SimdExports | undefined {
-  return backend ? instances.get(backend as object) : undefined;
+function bind(tf: Tf, backend: WasmBackendInternals, kernels: SimdExports): Simd {
+  const address = (tensor: Tfjs.TensorInfo) => {
+    const entry = backend.dataIdMap.get(tensor.dataId);
+    if (!entry) throw new Error('tensor is not held by the wasm backend');
+    return entry.memoryOffset;
+  };
+  const outputs = (shape: number[], count: number, fill: (...addresses: number[]) => void) => {
+    const infos = Array.from({ length: count }, () => backend.makeOutput(shape, 'float32'));
+    fill(...infos.map(address));
+    return infos.map((info) => tf.engine().makeTensorFromTensorInfo(info));
+  };
+  return { kernels, address, outputs, output: (shape, fill) => outputs(shape, 1, fill)[0]! };
 }
 
-/** Byte address of a tensor's values in the wasm backend's memory. */
-export function addressOf(backend: unknown, tensor: Tfjs.TensorInfo): number {
-  const entry = (backend as WasmBackendInternals).dataIdMap.get(tensor.dataId);
-  if (!entry) throw new Error('tensor is not held by the wasm backend');
-  return entry.memoryOffset;
-}
-
-/** A new float32 tensor of `shape` that `fill` writes at the address given (a SIMD kernel's output). */
-export function simdOutput(tf: Tf, backend: unknown, shape: number[], fill: (address: number) => void): Tfjs.Tensor {
-  const info = (backend as { makeOutput(shape: number[], dtype: 'float32'): Tfjs.TensorInfo }).makeOutput(shape, 'float32');
-  fill(addressOf(backend, info));
-  return tf.engine().makeTensorFromTensorInfo(info);
+/** The active backend's SIMD kernels: undefined off wasm, or where they could not be loaded. */
+export function simdFor(tf: Tf): Simd | undefined {
+  return tf.getBackend() === 'wasm' ? linked.get(tf.backend()) : undefined;
 }

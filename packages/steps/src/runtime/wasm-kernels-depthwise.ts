@@ -1,5 +1,5 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import { addressOf, simdKernels, simdOutput } from './simd-kernels.js';
+import { simdFor } from './simd-kernels.js';
 import { fullCorrelationInput } from './wasm-kernels-conv.js';
 import { convInfo, window, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
 
@@ -17,12 +17,11 @@ export function depthwiseBackpropFilter(
   x: Tensor4D,
   dy: Tensor4D,
   attrs: ConvGradAttrs & { filterShape: [number, number, number, number] },
-  backend?: unknown,
 ): Tensor4D {
   const info = convInfo(tf, 'DepthwiseConv2dNativeBackpropFilter', x.shape, attrs.filterShape, attrs, true);
-  const simd = simdKernels(backend);
+  const simd = simdFor(tf);
   if (simd && attrs.filterShape[3] === 1 && x.dtype === 'float32' && dy.dtype === 'float32' && x.size > 0 && dy.size > 0) {
-    return simdOutput(tf, backend, attrs.filterShape, (out) => simd.depthwiseGrad(0, addressOf(backend, x), addressOf(backend, dy), out, ...geometry(info))) as Tensor4D;
+    return simd.output(attrs.filterShape, (out) => simd.kernels.depthwiseGrad(0, simd.address(x), simd.address(dy), out, ...geometry(info))) as Tensor4D;
   }
   const strided = info.strideHeight > 1 || info.strideWidth > 1;
   const byTaps = !strided && info.outHeight * info.outWidth > MAX_FAST_FILTER;
@@ -90,13 +89,12 @@ export function depthwiseBackpropInput(
   dy: Tensor4D,
   filter: Tensor4D,
   attrs: ConvGradAttrs & { inputShape: [number, number, number, number] },
-  backend?: unknown,
 ): Tensor4D {
   const info = convInfo(tf, 'DepthwiseConv2dNativeBackpropInput', attrs.inputShape, filter.shape, attrs, true);
   const [kh, kw, c, m] = filter.shape;
-  const simd = simdKernels(backend);
+  const simd = simdFor(tf);
   if (simd && m === 1 && filter.dtype === 'float32' && dy.dtype === 'float32' && dy.size > 0 && filter.size > 0) {
-    return simdOutput(tf, backend, attrs.inputShape, (out) => simd.depthwiseGrad(1, addressOf(backend, filter), addressOf(backend, dy), out, ...geometry(info))) as Tensor4D;
+    return simd.output(attrs.inputShape, (out) => simd.kernels.depthwiseGrad(1, simd.address(filter), simd.address(dy), out, ...geometry(info))) as Tensor4D;
   }
   return tf.tidy(() => {
     const padded = fullCorrelationInput(tf, dy, info);

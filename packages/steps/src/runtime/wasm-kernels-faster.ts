@@ -1,5 +1,5 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import { addressOf, simdKernels, simdOutput } from './simd-kernels.js';
+import { simdFor } from './simd-kernels.js';
 import { asTensor, type Tf } from './wasm-kernels-util.js';
 
 /*
@@ -118,11 +118,11 @@ export function fasterBatchNorm(tf: Tf, stock: KernelFunc): KernelFunc {
     return tf.tidy(() => {
       let factor = tf.rsqrt(tf.add(asTensor(tf, variance), varianceEpsilon));
       if (scale) factor = tf.mul(factor, asTensor(tf, scale));
-      const simd = simdKernels(args.backend);
+      const simd = simdFor(tf);
       if (simd && offset && perChannel(x, [mean, factor, offset])) {
         const [rows, channels] = rowsAndChannels(x);
-        const at = (t: TensorInfo) => addressOf(args.backend, t);
-        return simdOutput(tf, args.backend, x.shape, (out) => simd.batchNorm(at(x), out, at(mean), at(factor), at(offset), rows, channels));
+        const at = simd.address;
+        return simd.output(x.shape, (out) => simd.kernels.batchNorm(at(x), out, at(mean), at(factor), at(offset), rows, channels));
       }
       const normed = tf.mul(tf.sub(asTensor(tf, x), asTensor(tf, mean)), factor);
       return offset ? tf.add(normed, asTensor(tf, offset)) : normed;
@@ -141,30 +141,28 @@ export function fasterBatchNormGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.Gr
     ...stock,
     gradFunc: (dy, saved, attrs) => {
       const [x, mean, variance, scale] = saved as [Tfjs.Tensor, Tfjs.Tensor, Tfjs.Tensor, Tfjs.Tensor | undefined];
-      const backend = tf.backend();
-      const simd = tf.getBackend() === 'wasm' ? simdKernels(backend) : undefined;
+      const simd = simdFor(tf);
       const dyTensor = dy as Tfjs.Tensor;
       if (!simd || dyTensor.dtype !== 'float32' || !perChannel(x, scale ? [mean, variance, scale] : [mean, variance])) return stock.gradFunc(dy, saved, attrs);
       const { varianceEpsilon } = attrs as unknown as Tfjs.FusedBatchNormAttrs;
       const [rows, channels] = rowsAndChannels(x);
-      const at = (t: TensorInfo) => addressOf(backend, t);
+      const [at, kernels] = [simd.address, simd.kernels];
       const inverseDeviation = () => tf.reshape(tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon))), [channels]);
-      const channelVector = (fill: (out: number) => void) =>
-        tf.reshape(simdOutput(tf, backend, [channels], (out) => (simd.zero(out, channels), fill(out))), mean.shape);
+      const channelVector = (fill: (out: number) => void) => tf.reshape(simd.output([channels], (out) => (kernels.zero(out, channels), fill(out))), mean.shape);
       const stockGradient = (input: string) => () => stock.gradFunc(dy, saved, attrs)[input]!();
       return {
         x: () => {
           const factor = inverseDeviation();
           const scaleValue = scale ?? tf.onesLike(factor);
-          return simdOutput(tf, backend, x.shape, (out) => simd.scaleChannels(at(dyTensor), out, at(factor), at(scaleValue), rows, channels));
+          return simd.output(x.shape, (out) => kernels.scaleChannels(at(dyTensor), out, at(factor), at(scaleValue), rows, channels));
         },
         mean: stockGradient('mean'),
         variance: stockGradient('variance'),
         scale: () => {
           const factor = inverseDeviation();
-          return channelVector((out) => simd.centeredDots(at(dyTensor), at(x), at(mean), at(factor), out, rows, channels));
+          return channelVector((out) => kernels.centeredDots(at(dyTensor), at(x), at(mean), at(factor), out, rows, channels));
         },
-        offset: () => channelVector((out) => simd.channelSums(at(dyTensor), out, rows, channels)),
+        offset: () => channelVector((out) => kernels.channelSums(at(dyTensor), out, rows, channels)),
       };
     },
   };
@@ -195,11 +193,10 @@ export function fasterClipGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradCon
       const [x] = saved as [Tfjs.Tensor];
       const dyTensor = dy as Tfjs.Tensor;
       const { clipValueMin, clipValueMax } = attrs as unknown as Tfjs.ClipByValueAttrs;
-      const backend = tf.backend();
-      const simd = simdKernels(backend);
+      const simd = simdFor(tf);
       if (simd && x.dtype === 'float32' && dyTensor.dtype === 'float32' && tf.util.arraysEqual(x.shape, dyTensor.shape)) {
-        const at = (t: TensorInfo) => addressOf(backend, t);
-        return { x: () => simdOutput(tf, backend, x.shape, (out) => simd.clipGradient(at(dyTensor), at(x), out, 1, x.size, clipValueMin, clipValueMax)) };
+        const at = simd.address;
+        return { x: () => simd.output(x.shape, (out) => simd.kernels.clipGradient(at(dyTensor), at(x), out, 1, x.size, clipValueMin, clipValueMax)) };
       }
       const outside = () => tf.add(tf.step(tf.sub(clipValueMin, x)), tf.step(tf.sub(x, clipValueMax)));
       return { x: () => tf.mul(dyTensor, tf.sub(1, outside())) };
@@ -214,11 +211,10 @@ export function fasterReluGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradCon
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved as [Tfjs.Tensor];
       const dyTensor = dy as Tfjs.Tensor;
-      const backend = tf.backend();
-      const simd = tf.getBackend() === 'wasm' ? simdKernels(backend) : undefined;
+      const simd = simdFor(tf);
       if (!simd || x.dtype !== 'float32' || dyTensor.dtype !== 'float32' || !tf.util.arraysEqual(x.shape, dyTensor.shape)) return stock.gradFunc(dy, saved, attrs);
-      const at = (t: TensorInfo) => addressOf(backend, t);
-      return { x: () => simdOutput(tf, backend, x.shape, (out) => simd.reluGradient(at(dyTensor), at(x), out, 1, x.size)) };
+      const at = simd.address;
+      return { x: () => simd.output(x.shape, (out) => simd.kernels.reluGradient(at(dyTensor), at(x), out, 1, x.size)) };
     },
   };
 }

@@ -22,11 +22,11 @@ const ours = new WeakSet<object>();
 export function registerWasmKernels(tf: Tf): void {
   install(tf, 'Conv2DBackpropFilter', (i, a) => conv2dBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>));
   install(tf, 'Conv2DBackpropInput', (i, a) => conv2dBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>));
-  install(tf, 'DepthwiseConv2dNativeBackpropFilter', (i, a, backend) =>
-    depthwiseBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>, backend),
+  install(tf, 'DepthwiseConv2dNativeBackpropFilter', (i, a) =>
+    depthwiseBackpropFilter(tf, t4(tf, i['x']), t4(tf, i['dy']), a as Attrs<FilterShape>),
   );
-  install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a, backend) =>
-    depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>, backend),
+  install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a) =>
+    depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>),
   );
   wrapStock(tf, 'BatchMatMul', (stock) => fasterMatMul(tf, stock));
   wrapStock(tf, 'Tile', (stock) => fasterTile(tf, stock));
@@ -57,10 +57,10 @@ interface InputShape {
 }
 
 /** Registers (or replaces) kernelName on wasm; compute runs inside a tidy that keeps only its result. */
-function install(tf: Tf, kernelName: string, compute: (inputs: Tfjs.NamedTensorInfoMap, attrs: object, backend: unknown) => Tfjs.Tensor): void {
+function install(tf: Tf, kernelName: string, compute: (inputs: Tfjs.NamedTensorInfoMap, attrs: object) => Tfjs.Tensor): void {
   const existing = tf.getKernel(kernelName, 'wasm');
   if (existing && ours.has(existing)) return;
-  const kernelFunc: KernelFunc = ({ inputs, attrs, backend }) => tf.tidy(() => compute(inputs, attrs ?? {}, backend));
+  const kernelFunc: KernelFunc = ({ inputs, attrs }) => tf.tidy(() => compute(inputs, attrs ?? {}));
   replace(tf, { kernelName, backendName: 'wasm', kernelFunc });
 }
 

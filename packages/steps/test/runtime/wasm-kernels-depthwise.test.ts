@@ -1,7 +1,7 @@
 import type { LayersModel, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { loadBackend } from '../../src/runtime/index.js';
-import { simdKernels } from '../../src/runtime/simd-kernels.js';
+import { simdFor } from '../../src/runtime/simd-kernels.js';
 import { SIZES, onWasmAndCpu, outSize, relativeError, tf, type Pad } from './kernel-test-helpers.js';
 
 const EXPLICIT: Pad = [[0, 0], [1, 2], [2, 0], [0, 0]];
@@ -45,7 +45,7 @@ describe('depthwise conv gradients on wasm', () => {
   });
 
   it('run on the SIMD kernels loaded with the backend (multiplier 1)', () => {
-    expect(simdKernels(tf.backend())).toBeDefined();
+    expect(simdFor(tf)).toBeDefined();
   });
 
   it.each(cases)('match the cpu backend: stride $stride, kernel $k, pad $padName, $h×$w, multiplier $multiplier', async (c) => {
