@@ -76,9 +76,22 @@ function isStale(path: string, owner: Owner | 'unknown'): boolean {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A process that has exited but whose parent has not collected it yet still takes signal 0; Linux
+ * shows it in state Z. Elsewhere (no /proc) it counts as alive until it is collected.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return false;
   }
 }
 

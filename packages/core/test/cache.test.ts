@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -93,6 +94,24 @@ describe('process locks', () => {
     expect(JSON.parse(readFileSync(path, 'utf8')).pid).toBe(process.pid);
     release();
     expect(existsSync(path)).toBe(false);
+  });
+
+  it.runIf(process.platform === 'linux')('releases a lock whose owner exited but was not yet collected by its parent (a zombie)', async () => {
+    const path = join(tempDir(), 'stage.lock');
+    // sh starts a short-lived child, then becomes `sleep`, which never collects it: a zombie for a while.
+    const parent = spawn('sh', ['-c', 'sleep 0.05 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await once(parent.stdout, 'data')) as [Buffer];
+      const zombie = Number(line.toString().trim());
+      await expect.poll(() => readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]?.[0], { timeout: 3000 }).toBe('Z');
+      writeFileSync(path, JSON.stringify({ pid: zombie, host: (await import('node:os')).hostname() }));
+      const waits: string[] = [];
+      const release = await acquireProcessLock(path, { onWait: (holder) => waits.push(holder), pollMs: 10 });
+      expect(waits).toEqual([]);
+      release();
+    } finally {
+      parent.kill();
+    }
   });
 
   it('waits for a live holder and says so once', async () => {
