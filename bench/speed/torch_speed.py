@@ -2,18 +2,19 @@
 """PyTorch CPU reference numbers for bench/speed/run.mjs (timing only: random weights, random inputs).
 
     python3 bench/speed/torch_speed.py extract  --images 512 --batch 32 --size 224 --threads 2
-    python3 bench/speed/torch_speed.py finetune --images 640 --epochs 2 --batch 32 --threads 2
+    python3 bench/speed/torch_speed.py finetune --images 640 --epochs 2 --batch 32 --threads 2 [--first 11] [--whole]
 
 extract:  torchvision's MobileNetV2 `features` + global average pooling (1280 features), eval mode,
           no_grad, over `images` random images in batches; every batch is timed, the first included
           (headstart's images/s counts its first batch too).
-finetune: the layers of MobileNetV2 above Keras's `block_9_add` (torchvision `features[11:]`: blocks
-          10-16, the 1×1 conv to 1280 and its ReLU6) + global average pooling + the flagship's head
-          (dense 128 relu, dropout 0.2, dense 10 softmax), trained with Adam 1e-4 on random 64×6×6
-          boundary tensors (block_9_add's output at 96 px), BatchNorm in eval mode (its gamma and beta
+finetune: the layers of MobileNetV2 from torchvision `features[first]` on (default 11, Keras's
+          `block_10_expand`: blocks 10-16, the 1×1 conv to 1280 and its ReLU6) + global average pooling
+          + the flagship's head (dense 128 relu, dropout 0.2, dense 10 softmax), trained with Adam 1e-4
+          on random boundary tensors of the shape `features[:first]` gives at 96 px (64×6×6 for
+          block_9_add), BatchNorm in eval mode (its gamma and beta
           still train, as headstart's frozen BN does), dropout in train mode. One epoch = one pass
           over `images` in shuffled batches; each epoch's seconds are printed. With --whole, the same
-          epochs again from random 96 px images through the frozen features[:11] (eval mode, no_grad,
+          epochs again from random 96 px images through the frozen features[:first] (eval mode, no_grad,
           requires_grad off: backward stops at the boundary, as it does in tfjs) and then the trained
           top: PyTorch's own cached-boundary vs whole-network ratio, the reference for row 3.
 
@@ -49,17 +50,16 @@ def extract(args):
 
 def finetune(args):
     model = torchvision.models.mobilenet_v2()
-    top = model.features[FIRST_ABOVE_BLOCK_9:]
+    top = model.features[args.first:]
     net = torch.nn.Sequential(
         top, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
         torch.nn.Linear(1280, 128), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(128, 10),
     )
-    boundary = (64, args.boundary, args.boundary)
-    with torch.no_grad():  # the shape headstart trains from: block_9_add at 96 px is 6×6×64
-        assert tuple(model.features[:FIRST_ABOVE_BLOCK_9](torch.zeros(1, 3, args.size, args.size)).shape[1:]) == boundary
+    bottom = model.features[:args.first].eval()
+    with torch.no_grad():  # the shape headstart trains from: block_9_add at 96 px is 64×6×6
+        boundary = tuple(bottom(torch.zeros(1, 3, args.size, args.size)).shape[1:])
     x = torch.rand(args.images, *boundary)
     y = torch.randint(0, 10, (args.images,))
-    bottom = model.features[:FIRST_ABOVE_BLOCK_9].eval()
     for parameter in bottom.parameters():
         parameter.requires_grad_(False)
     images = torch.rand(args.images, 3, args.size, args.size) if args.whole else None
@@ -90,7 +90,7 @@ def finetune(args):
 
     cached = [epoch() for _ in range(args.epochs)]
     result = {"images": args.images, "epoch_seconds": cached, "images_per_second": args.images / cached[-1],
-              "trainable_params": trainable}
+              "trainable_params": trainable, "boundary": list(boundary)}
     if args.whole:
         result["whole_epoch_seconds"] = [epoch(whole=True) for _ in range(args.epochs)]
     return result
@@ -102,7 +102,7 @@ def main():
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=None, help="input size (extract: 224, finetune: 96)")
-    parser.add_argument("--boundary", type=int, default=6, help="finetune: the boundary map's side")
+    parser.add_argument("--first", type=int, default=FIRST_ABOVE_BLOCK_9, help="finetune: the first trained module of features")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--whole", action="store_true", help="finetune: also time epochs through the whole network")
     parser.add_argument("--threads", type=int, default=2)
