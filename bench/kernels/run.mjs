@@ -13,7 +13,7 @@
 // a minute each). Everything runs in one process: compare ratios within one run. The last table
 // times a step of the MobileNetV2 tops as tfjs's trainOnBatch, as fine-tune's sliced trainer on one
 // thread, and shared between --threads threads (data-parallel, the main thread and worker threads:
-// packages/steps/src/ml/train-pool.ts), alternating.
+// packages/steps/src/ml/data-parallel/trainer.ts), alternating.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -47,7 +47,7 @@ const snapshot = () => ({ grad: tf.getGradient('ClipByValue'), ...Object.fromEnt
 const stock = snapshot();
 const rt = await import(path.join(steps, 'dist/runtime/index.js'));
 const graph = await import(path.join(steps, 'dist/ml/model-graph.js'));
-const trainPool = await import(path.join(steps, 'dist/ml/train-pool.js'));
+const trainPool = await import(path.join(steps, 'dist/ml/data-parallel/trainer.js'));
 await rt.loadBackend('wasm');
 const ours = snapshot();
 
@@ -273,7 +273,7 @@ function timePhases(trainer, optimizer) {
   };
   wrap(trainer, 'publishWeights', 'publish');
   wrap(trainer, 'ownSlices', 'own');
-  wrap(trainer, 'applyGradients', 'apply');
+  wrap(trainer, 'addAndApply', 'apply');
   wrap(optimizer, 'applyGradients', 'adam');
   return phases;
 }

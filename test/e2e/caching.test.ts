@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Rig } from './rig.js';
@@ -129,6 +129,20 @@ describe('caching', () => {
     (await import('node:fs')).rmSync(`${rig.dir}/shout.txt`);
     expect((await rig.runJson()).statuses.shout).toBe('cached');
     expect(rig.read('shout.txt')).toBe('hi 1\n');
+  });
+
+  it('a re-run whose workspace outs are intact links nothing out of the cache, so the first re-run is as cheap as later ones', async () => {
+    const rig = project();
+    await rig.runJson();
+    const trees = () => readdirSync(join(rig.dir, '.headstart/cache/trees')).sort();
+    const afterCold = trees();
+    expect(afterCold).toHaveLength(2);
+    expect(Object.values((await rig.runJson()).statuses)).toEqual(['cached', 'cached', 'cached', 'cached']);
+    expect(trees()).toEqual(afterCold);
+    rmSync(join(rig.dir, 'side.txt'));
+    await rig.runJson();
+    expect(rig.read('side.txt')).toBe('side\n');
+    expect(trees()).toHaveLength(3);
   });
 
   it('removes a stage\'s outs before its command runs again', async () => {

@@ -238,6 +238,47 @@ describe('stages on BullMQ workers (run --executor queue)', () => {
     expect(rig.read('d.txt')).toBe('killed\nd\n');
   });
 
+  it('after a sweep in which a worker was killed with -9, a fresh checkout with an empty cache pulls every stage', async () => {
+    // image folder → preprocess → features → head × 4, as shell stages; preprocess is slow enough to be killed in.
+    const sweep = `matrix: { lr: [1, 2], epochs: [1, 2] }
+stages:
+  preprocess:
+    uses: shell
+    with: { run: 'sleep 2; cat images/*.txt > prep.txt; echo ran >> preprocess.log', deps: [images], outs: { dataset: prep.txt } }
+  features:
+    uses: shell
+    inputs: { dataset: preprocess.dataset }
+    with: { run: 'wc -l < "$HEADSTART_INPUT_DATASET/prep.txt" > features.txt', outs: { features: features.txt } }
+  head:
+    uses: shell
+    inputs: { features: features.features }
+    with: { run: 'echo "\${matrix.lr} \${matrix.epochs} $(cat "$HEADSTART_INPUT_FEATURES/features.txt")" > head.txt', outs: { model: head.txt } }
+`;
+    const checkout = () => {
+      const rig = new Rig();
+      rig.write('headstart.yaml', sweep);
+      for (const name of ['a', 'b', 'c']) rig.write(`images/${name}.txt`, `${name}\n`);
+      return rig;
+    };
+    const rig = checkout();
+    const [victim, survivor] = await startWorkers(rig, 'killed-sweep');
+    const run = runQueued(rig, 'killed-sweep');
+    const stageProcessLine = () => /^ {2}preprocess: stage process (\d+)$/m.exec([...victim!.lines, ...survivor!.lines].join('\n'));
+    while (!stageProcessLine()) await sleep(50);
+    const running = victim!.lines.some((line) => line.startsWith('▶ preprocess')) ? victim! : survivor!;
+    running.process.kill('SIGKILL');
+    const result = await run;
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(Object.values(result.statuses)).toEqual(Array(6).fill('ran'));
+
+    const fresh = checkout();
+    const pulled = await fresh.runWith(env(), 'run', '--json', '--remote', `s3://${BUCKET}/killed-sweep`);
+    expect(pulled.exitCode, pulled.stderr).toBe(0);
+    const stages = (JSON.parse(pulled.stdout) as { stages: { id: string; status: string; remote?: boolean }[] }).stages;
+    expect(stages.map((s) => `${s.id}: ${s.remote ? 'remote' : s.status}`)).toEqual(stages.map((s) => `${s.id}: remote`));
+    expect(runs(fresh, 'preprocess')).toBe(0);
+  });
+
   it('a failing stage fails once, naming the stage, the worker and its stderr; bad flags are one line, exit 2', async () => {
     const rig = new Rig();
     rig.write('headstart.yaml', `stages:\n  bad:\n    uses: shell\n    with: { run: "echo ran >> bad.log; echo boom >&2; exit 3" }\n`);

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { fileAtRevision, lockfilePath, maxDropViolations, parseLockfile, readLockfile, type Lockfile, type Pipeline, type RevisionFile } from '@headstart/core';
+import { fileAtRevision, lockfilePath, maxDropViolations, parseLockfile, readLockfile, type Failure, type Lockfile, type Pipeline, type RevisionFile } from '@headstart/core';
 
 export type Baseline = { ok: true; lockfile: Lockfile } | Extract<RevisionFile, { ok: false }>;
 
@@ -15,8 +15,8 @@ export async function baselineLockfile(path: string, revision: string): Promise<
   return file.ok ? { ok: true, lockfile: parseLockfile(file.text) } : file;
 }
 
-/** Prints every `max_drop` the current lock file breaks against the baseline and returns them. */
-export async function checkMaxDrop(pipeline: Pipeline, revision: string): Promise<string[]> {
+/** Every `max_drop` the current lock file breaks against the baseline, as failed gates. */
+export async function checkMaxDrop(pipeline: Pipeline, revision: string): Promise<Failure[]> {
   const guarded = pipeline.order.some((id) => Object.keys((pipeline.stages.get(id)!.params['max_drop'] as object | undefined) ?? {}).length > 0);
   if (!guarded) return [];
   const baseline = await baselineLockfile(lockfilePath(pipeline), revision);
@@ -26,6 +26,5 @@ export async function checkMaxDrop(pipeline: Pipeline, revision: string): Promis
   }
   const { violations, notes } = maxDropViolations(pipeline, readLockfile(lockfilePath(pipeline)), baseline.lockfile, revision);
   for (const note of notes) console.error(`warning: ${note}`);
-  for (const violation of violations) console.error(violation);
-  return violations;
+  return violations.map((detail) => ({ reason: 'gate-failed', detail }));
 }

@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
+import { exitCodeOf, failureOf, formatFailure } from '@headstart/core';
+import { exitWith, failWith, type CommandResult } from './command-result.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -24,14 +26,14 @@ function positiveInteger(value: string): number {
   return number;
 }
 
-export function buildProgram(setExitCode: (code: number) => void): Command {
+export function buildProgram(setResult: (result: CommandResult) => void): Command {
   const program = new Command('headstart')
     .description('Declarative, cached transfer-learning pipelines')
     .version(version)
     .showHelpAfterError()
     .exitOverride();
-  const action = (load: () => Promise<(...args: any[]) => Promise<number>>) =>
-    async (...args: unknown[]) => setExitCode(await (await load())(...args));
+  const action = (load: () => Promise<(...args: any[]) => Promise<CommandResult>>) =>
+    async (...args: unknown[]) => setResult(await (await load())(...args));
 
   pipelineOptions(program.command('run').description('run the pipeline, skipping every stage whose result is cached'))
     .option('--stage <id>', 'run only this stage and what it depends on (repeatable)', collect, [])
@@ -166,6 +168,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--dry-run', 'say what would be removed')
     .action(action(async () => (await import('./commands/gc.js')).gcCommand));
 
+  program.command('verify')
+    .description('re-hash every object in the local cache; remove corrupt ones and the run records that name them (exit 1 if any)')
+    .argument('[pipeline]', 'pipeline file', 'headstart.yaml')
+    .option('--cache-dir <dir>', 'cache directory')
+    .action(action(async () => (await import('./commands/verify.js')).verifyCommand));
+
   program.command('clean')
     .description('remove the whole local cache of a pipeline')
     .argument('[pipeline]', 'pipeline file', 'headstart.yaml')
@@ -174,20 +182,31 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   return program;
 }
 
+/**
+ * The one place failures are printed: each as one line, the exit code from core's `exitCodeOf`. A stray
+ * exception that is a user error (a StepUserError, a full disk, a directory we may not write) becomes its
+ * Failure here; anything else is a bug: its stack trace, exit 1.
+ */
 export async function main(argv: readonly string[]): Promise<number> {
-  let exitCode = 0;
-  const program = buildProgram((code) => {
-    exitCode = code;
+  let result = exitWith(0);
+  const program = buildProgram((commandResult) => {
+    result = commandResult;
   });
   try {
     await program.parseAsync(argv);
   } catch (error) {
-    const code = (error as { code?: string; exitCode?: number }).code;
+    const code = (error as { code?: string }).code;
     if (typeof code === 'string' && code.startsWith('commander.')) {
       return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
     }
-    console.error(error instanceof Error ? error.stack : error);
-    return 1;
+    const failure = failureOf(error);
+    if (!failure) {
+      console.error(error instanceof Error ? error.stack : error);
+      return 1;
+    }
+    result = failWith(failure);
   }
-  return exitCode;
+  if (result.ok) return result.value;
+  for (const failure of result.error) console.error(formatFailure(failure));
+  return exitCodeOf(result.error);
 }

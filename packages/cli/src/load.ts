@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { cacheDirFor, closestMatch, exitCodeOf, formatFailure, loadPipeline, openCache, selectStages, type Cache, type Failure, type Pipeline } from '@headstart/core';
+import { cacheDirFor, closestMatch, loadPipeline, openCache, selectStages, type Cache, type Failure, type Pipeline, type Result } from '@headstart/core';
 import { builtinSteps } from '@headstart/steps';
 
 export interface PipelineFlags {
@@ -7,19 +7,10 @@ export interface PipelineFlags {
   cacheDir?: string;
 }
 
-export type Loaded = { ok: true; pipeline: Pipeline } | { ok: false; exitCode: number };
-
-/** Loads and validates the pipeline; user errors are printed one per line. */
-export async function loadForCommand(path: string, flags: PipelineFlags): Promise<Loaded> {
+/** Loads and validates the pipeline; its user errors come back for `main` to print. */
+export async function loadForCommand(path: string, flags: PipelineFlags): Promise<Result<Pipeline, Failure[]>> {
   const cacheDir = cacheDirFor(dirname(resolve(path)), flags.cacheDir);
-  const result = await loadPipeline(path, { registry: builtinSteps, overrides: flags.set ?? [], cacheDir });
-  if (result.ok) return { ok: true, pipeline: result.value };
-  return { ok: false, exitCode: printFailures(result.error) };
-}
-
-export function printFailures(failures: readonly Failure[]): number {
-  for (const failure of failures) console.error(formatFailure(failure));
-  return exitCodeOf(failures);
+  return loadPipeline(path, { registry: builtinSteps, overrides: flags.set ?? [], cacheDir });
 }
 
 export function openPipelineCache(pipeline: Pipeline, flags: PipelineFlags, warn: (message: string) => void): Cache {

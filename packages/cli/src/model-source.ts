@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Pipeline, StageInput } from '@headstart/core';
+import { failureMessage, type Failure, type Pipeline, type Result, type StageInput } from '@headstart/core';
 import { loadForCommand, openPipelineCache, type PipelineFlags } from './load.js';
 import { stageOutputDir } from './stage-output.js';
 
@@ -10,38 +10,33 @@ export interface ModelSource {
   dataset?: string;
 }
 
-export type Located = { ok: true; source: ModelSource } | { ok: false; exitCode: number };
-
 /**
  * `--model`: a folder holding model.json, else (a bare name, as stage ids are) a stage of the pipeline
  * whose `model` output is meant.
  */
-export async function locateModel(ref: string, pipelineFile: string, flags: PipelineFlags): Promise<Located> {
-  if (existsSync(join(ref, 'model.json'))) return { ok: true, source: { model: ref } };
+export async function locateModel(ref: string, pipelineFile: string, flags: PipelineFlags): Promise<Result<ModelSource, Failure[]>> {
+  if (existsSync(join(ref, 'model.json'))) return { ok: true, value: { model: ref } };
   if (/^\.|[\\/]/.test(ref)) {
     const problem = statSync(ref, { throwIfNoEntry: false })?.isDirectory() ? 'no model.json in this folder' : 'not found';
-    console.error(`${ref}: ${problem} (--model takes a model folder or a stage id)`);
-    return { ok: false, exitCode: 2 };
+    return { ok: false, error: [{ reason: 'bad-model-reference', ref, problem }] };
   }
   return locateStageModel(pipelineFile, ref, flags);
 }
 
 /** The stage's recorded `model` output, and the output of the nearest preprocess stage upstream of it. */
-export async function locateStageModel(pipelineFile: string, stageId: string, flags: PipelineFlags): Promise<Located> {
+export async function locateStageModel(pipelineFile: string, stageId: string, flags: PipelineFlags): Promise<Result<ModelSource, Failure[]>> {
   const loaded = await loadForCommand(pipelineFile, flags);
   if (!loaded.ok) return loaded;
-  const { pipeline } = loaded;
+  const pipeline = loaded.value;
   const cache = openPipelineCache(pipeline, flags, (message) => console.error(`warning: ${message}`));
   try {
     const model = await stageOutputDir(pipeline, cache, stageId, 'model');
-    if (!model.ok) {
-      console.error(model.message);
-      return { ok: false, exitCode: 2 };
-    }
+    if (!model.ok) return { ok: false, error: [model.failure] };
     const prep = nearestUpstream(pipeline, stageId, 'preprocess');
     const dataset = prep ? await stageOutputDir(pipeline, cache, prep.stage, prep.output) : undefined;
-    if (dataset && !dataset.ok) console.error(`warning: ${dataset.message}`);
-    return { ok: true, source: { model: model.dir, ...(dataset?.ok ? { dataset: dataset.dir } : {}) } };
+    // Without the dataset, predict assumes preprocess's defaults and says so: a warning, not a failure.
+    if (dataset && !dataset.ok) console.error(`warning: ${failureMessage(dataset.failure)}`);
+    return { ok: true, value: { model: model.dir, ...(dataset?.ok ? { dataset: dataset.dir } : {}) } };
   } finally {
     await cache.close();
   }

@@ -1,11 +1,10 @@
+import type { Failure, Result } from '@headstart/core';
 import type { S3RemoteCache } from '@headstart/remote';
 
 export interface RemoteFlags {
   remote?: string;
   push?: 'always' | 'never';
 }
-
-export type OpenedRemote = { ok: true; remote: S3RemoteCache | undefined } | { ok: false; exitCode: number };
 
 const REMOTE_ENV = 'HEADSTART_REMOTE';
 
@@ -20,29 +19,22 @@ interface RemoteChoice {
  * checked usable before the local cache is opened. Its package (and the AWS SDK behind it) is loaded only
  * when a remote is named.
  */
-export async function openRemote(flags: RemoteFlags, warn: (message: string) => void, { pipelineRemote, required = false }: RemoteChoice = {}): Promise<OpenedRemote> {
+export async function openRemote(flags: RemoteFlags, warn: (message: string) => void, { pipelineRemote, required = false }: RemoteChoice = {}): Promise<Result<S3RemoteCache | undefined, Failure[]>> {
   const named = flags.remote ?? (process.env[REMOTE_ENV] || undefined) ?? pipelineRemote;
   // `none` switches off a remote the pipeline file names (offline, or without credentials).
   const url = named === 'none' ? undefined : named;
-  if (!url) {
-    if (!required) return { ok: true, remote: undefined };
-    console.error(`no remote cache: pass --remote s3://bucket/prefix, set ${REMOTE_ENV} or add remote: to the pipeline file`);
-    return { ok: false, exitCode: 2 };
-  }
-  const { connectRemote, RemoteError } = await import('@headstart/remote');
+  if (!url) return required ? { ok: false, error: [{ reason: 'no-remote' }] } : { ok: true, value: undefined };
+  const { connectRemote } = await import('@headstart/remote');
   try {
-    return { ok: true, remote: await connectRemote({ url, push: flags.push !== 'never', warn }) };
+    return { ok: true, value: await connectRemote({ url, push: flags.push !== 'never', warn }) };
   } catch (error) {
-    if (!(error instanceof RemoteError)) throw error;
-    console.error(error.message);
-    return { ok: false, exitCode: 2 };
+    return { ok: false, error: [await remoteFailure(error)] };
   }
 }
 
-/** A remote failure in the middle of a command: one line and exit 2, like any other user-fixable error. */
-export async function remoteFailureCode(error: unknown): Promise<number> {
+/** A remote that fails in the middle of a command: a user-fixable failure, like one that fails to open. */
+export async function remoteFailure(error: unknown): Promise<Failure> {
   const { RemoteError } = await import('@headstart/remote');
   if (!(error instanceof RemoteError)) throw error;
-  console.error(error.message);
-  return 2;
+  return { reason: 'remote-unavailable', detail: error.message };
 }

@@ -1,5 +1,4 @@
 import type { Reporter, StageOutcome } from '@headstart/core';
-import { formatFailure } from '@headstart/core';
 import { createProgressBars } from './progress-bars.js';
 
 export interface ReporterOptions {
@@ -32,9 +31,8 @@ export function describeOutcome(outcome: StageOutcome): string {
 }
 
 /** One line per stage; step output prefixed with the stage id; progress bars on a TTY only. */
-export function createReporter(options: ReporterOptions): Reporter & { failures(): StageOutcome[] } {
+export function createReporter(options: ReporterOptions): Reporter {
   const out = options.json ? process.stderr : process.stdout;
-  const failed: StageOutcome[] = [];
   const bars = options.tty && !options.quiet ? createProgressBars() : undefined;
   const line = (stream: NodeJS.WriteStream, text: string) => {
     if (bars) bars.log(stream, text);
@@ -46,9 +44,8 @@ export function createReporter(options: ReporterOptions): Reporter & { failures(
     },
     stageFinished(outcome) {
       bars?.finish(outcome.id);
-      if (outcome.status === 'failed') failed.push(outcome);
+      // Why it failed is printed once, by `main`, with the command's other failures.
       line(out, describeOutcome(outcome));
-      if (outcome.failure) line(process.stderr, formatFailure(outcome.failure));
     },
     log(stage, level, message) {
       if (options.quiet && level === 'info') return;
@@ -60,6 +57,5 @@ export function createReporter(options: ReporterOptions): Reporter & { failures(
     warn(message) {
       line(process.stderr, `warning: ${message}`);
     },
-    failures: () => failed,
   };
 }

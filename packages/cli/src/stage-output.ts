@@ -1,28 +1,29 @@
-import { closestMatch, lockfilePath, materialize, readLockfile, type Cache, type LockEntry, type Pipeline } from '@headstart/core';
+import { closestMatch, lockfilePath, materialize, readLockfile, type Cache, type Failure, type LockEntry, type Pipeline } from '@headstart/core';
 
-export type StageOutput = { ok: true; dir: string; entry: LockEntry } | { ok: false; message: string };
+export type StageOutput = { ok: true; dir: string; entry: LockEntry } | { ok: false; failure: Failure & { reason: 'no-stage-output' } };
 
 /**
  * The directory holding what a stage last produced, as `headstart.lock` records it, materialized from
- * the local cache (read-only). The message says what to do when the lock or the cache lacks it.
+ * the local cache (read-only). The failure says what to do when the lock or the cache lacks it.
  */
 export async function stageOutputDir(pipeline: Pipeline, cache: Cache, stageId: string, output: string): Promise<StageOutput> {
+  const missing = (detail: string): StageOutput => ({ ok: false, failure: { reason: 'no-stage-output', stage: stageId, output, detail } });
   const lockPath = lockfilePath(pipeline);
   const stages = readLockfile(lockPath).stages;
   const entry = stages[stageId];
   if (!entry) {
     if (!pipeline.stages.has(stageId)) {
       const suggestion = closestMatch(stageId, pipeline.stages.keys());
-      return { ok: false, message: `${pipeline.file.path}: no stage "${stageId}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}` };
+      return missing(`${pipeline.file.path}: no stage "${stageId}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
     }
-    return { ok: false, message: `${lockPath}: stage "${stageId}" has not run yet: run \`headstart run ${pipeline.file.path} --stage ${stageId}\`` };
+    return missing(`${lockPath}: stage "${stageId}" has not run yet: run \`headstart run ${pipeline.file.path} --stage ${stageId}\``);
   }
   const ref = entry.outputs[output];
-  if (!ref) return { ok: false, message: `stage "${stageId}" has no output "${output}" (it has: ${Object.keys(entry.outputs).join(', ') || 'none'})` };
+  if (!ref) return missing(`stage "${stageId}" has no output "${output}" (it has: ${Object.keys(entry.outputs).join(', ') || 'none'})`);
   try {
     return { ok: true, dir: await materialize(ref, cache.store), entry };
   } catch {
-    return { ok: false, message: `stage "${stageId}"'s ${output} is not in the local cache (${cache.root}): run \`headstart run ${pipeline.file.path} --stage ${stageId}\`` };
+    return missing(`stage "${stageId}"'s ${output} is not in the local cache (${cache.root}): run \`headstart run ${pipeline.file.path} --stage ${stageId}\``);
   }
 }
 

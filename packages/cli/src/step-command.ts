@@ -1,10 +1,10 @@
-import { StepUserError } from '@headstart/core';
+import { exitWith, type CommandResult } from './command-result.js';
 
 /**
- * Runs a one-shot command built on a step's code (predict, data export): Ctrl-C aborts it (exit 130),
- * and a StepUserError is printed as its one line with exit 2.
+ * Runs a one-shot command built on a step's code (predict, data export): Ctrl-C aborts it (exit 130).
+ * Anything it throws goes to `main`, which prints a StepUserError as its one line (exit 2).
  */
-export async function runStepCommand(work: (signal: AbortSignal) => Promise<number>): Promise<number> {
+export async function runStepCommand(work: (signal: AbortSignal) => Promise<CommandResult>): Promise<CommandResult> {
   const controller = new AbortController();
   const interrupt = () => controller.abort();
   process.once('SIGINT', interrupt);
@@ -12,10 +12,8 @@ export async function runStepCommand(work: (signal: AbortSignal) => Promise<numb
     return await work(controller.signal);
   } catch (error) {
     clearProgressLine();
-    if (controller.signal.aborted) return 130;
-    if (!(error instanceof StepUserError)) throw error;
-    console.error(error.message);
-    return 2;
+    if (controller.signal.aborted) return exitWith(130);
+    throw error;
   } finally {
     process.off('SIGINT', interrupt);
   }

@@ -1,16 +1,19 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, link, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ArtifactRef } from './cache-key.js';
 import { treeManifest, type FileHasher, type TreeEntry } from './file-hasher.js';
 import type { LocalStore } from './local-store.js';
+import { tempSibling } from './util/atomic-write.js';
 import { sha256, sha256File, type Sha256Hex } from './util/digest.js';
+import { copyResolvingLinks } from './workspace-paths.js';
 
 /**
  * Moves every file of a finished output directory into the object store and stores the directory's
  * manifest as one more object. The manifest's hash is the artifact's identity.
  */
 export async function ingestDirectory(dir: string, store: LocalStore, hasher: FileHasher): Promise<ArtifactRef> {
+  await replaceLinksWithContent(dir);
   const files = await hasher.treeEntriesUncached(dir);
   const entries: TreeEntry[] = [];
   for (const file of files) {
@@ -22,6 +25,25 @@ export async function ingestDirectory(dir: string, store: LocalStore, hasher: Fi
   const hash = sha256(manifest);
   await store.putBytes(hash, manifest);
   return { hash, size: entries.reduce((sum, entry) => sum + entry.size, 0) };
+}
+
+/**
+ * A step may leave symbolic links among its outputs. Storing one would move the link into the store and
+ * make its target read-only; a link to something inside the output directory becomes a copy of it, and
+ * one that points elsewhere fails the stage.
+ */
+async function replaceLinksWithContent(dir: string, root = dir): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      await replaceLinksWithContent(path, root);
+    } else if (entry.isSymbolicLink()) {
+      const copy = tempSibling(path);
+      await copyResolvingLinks(path, copy, root, 'its output directory');
+      await rm(path);
+      await rename(copy, path);
+    }
+  }
 }
 
 export async function readManifest(hash: Sha256Hex, store: LocalStore): Promise<TreeEntry[] | undefined> {
@@ -55,7 +77,7 @@ export async function materialize(ref: ArtifactRef, store: LocalStore): Promise<
   for (const entry of entries) {
     const destination = join(staging, entry.path);
     await mkdir(dirname(destination), { recursive: true });
-    await link(store.objectPath(entry.hash), destination).catch(() => copyFile(store.objectPath(entry.hash), destination));
+    await store.linkObject(entry.hash, destination);
   }
   await mkdir(dirname(target), { recursive: true });
   try {

@@ -47,6 +47,20 @@ export interface StageKeyDocument {
   deps: Record<string, Sha256Hex>;
   /** The pipeline's seed: the same code and data with another seed trains another model. */
   seed: number;
+  /** Only when params name `${env.NAME}` (absent otherwise, so that no other key changes). */
+  env?: EnvKey;
+}
+
+/**
+ * How `${env.NAME}` enters a key: `params` keeps the reference as text and the value enters here as a hash,
+ * so a new token makes a new key while the token itself is written nowhere (keys, lock files and run records
+ * are committed, shared and uploaded).
+ */
+export interface EnvKey {
+  /** SHA-256 of each variable's value, by name. */
+  sha256: Record<string, Sha256Hex>;
+  /** Where in `params` the strings that name them are: filled in from the environment when the step runs. */
+  paths: (string | number)[][];
 }
 
 export const KEY_VERSION = 1 as const;

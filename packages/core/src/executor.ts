@@ -3,12 +3,14 @@ import { materialize, verifyArtifact } from './artifacts.js';
 import { KEY_VERSION, stageKey, type ArtifactRef, type StageKey, type StageKeyDocument } from './cache-key.js';
 import type { Cache } from './cache.js';
 import { explainChange } from './explain.js';
-import { HeadstartError, StepUserError, type Failure } from './failure.js';
+import { HeadstartError, stageFailure, type Failure } from './failure.js';
 import { withUpstream } from './graph.js';
 import { lockfilePath, readLockfile, updateLockfile, type Lockfile } from './lockfile.js';
 import type { Pipeline, Stage } from './pipeline.js';
+import { adoptPulledRecord } from './pulled-record.js';
 import { acquireProcessLock } from './process-lock.js';
 import type { RunRecord } from './run-record.js';
+import { redactSecrets, type Secrets } from './secrets.js';
 import { runStageJob, type StageHooks, type StageJob } from './stage-runner.js';
 import type { Sha256Hex } from './util/digest.js';
 
@@ -109,7 +111,7 @@ export async function keyDocumentFor(stage: Stage, pipeline: Pipeline, upstreamO
       throw new HeadstartError({ reason: 'missing-dep', at: stage.at(), stage: stage.id, path });
     }
   }
-  return { keyVersion: KEY_VERSION, step: stage.identity, params: stage.params, inputs, deps, seed: pipeline.seed };
+  return { keyVersion: KEY_VERSION, step: stage.identity, params: stage.keyParams, inputs, deps, seed: pipeline.seed, ...(stage.envKey ? { env: stage.envKey } : {}) };
 }
 
 /** A hit is a run record whose every output object is present and intact; anything less is a miss. */
@@ -213,7 +215,7 @@ class PipelineRun {
       if (this.options.dryRun) return (forced ? undefined : await this.remoteLookup(stage, key)) ?? { id: stage.id, status: 'would-run', key, durationMs: 0, why };
       return await this.runLocked(stage, key, document, why, forced);
     } catch (error) {
-      return { id: stage.id, status: 'failed', ...(key ? { key } : {}), durationMs: Math.round(performance.now() - started), failure: toFailure(stage.id, error) };
+      return { id: stage.id, status: 'failed', ...(key ? { key } : {}), durationMs: Math.round(performance.now() - started), failure: redactFailure(stageFailure(stage.id, error), stage.secrets) };
     }
   }
 
@@ -223,14 +225,19 @@ class PipelineRun {
   }
 
   private async hit(stage: Stage, key: StageKey): Promise<StageOutcome | undefined> {
-    const record = await lookupRecord(key, this.options.cache);
+    let record = await lookupRecord(key, this.options.cache);
     if (!record) return undefined;
+    if (record.unverifiedMetrics && !this.options.dryRun) record = await adoptPulledRecord(record, stage, this.options.cache);
     if (stage.step.restore && !this.options.dryRun) {
-      const outputs: Record<string, string> = {};
-      for (const [name, ref] of Object.entries(record.outputs)) outputs[name] = await materialize(ref, this.options.cache.store);
-      const hashes = Object.fromEntries(Object.entries(record.outputs).map(([name, ref]) => [name, ref.hash]));
+      const { outputs } = record;
+      const output = async (name: string) => {
+        const ref = Object.hasOwn(outputs, name) ? outputs[name] : undefined;
+        if (!ref) throw new Error(`stage ${stage.id} has no output "${name}"`);
+        return materialize(ref, this.options.cache.store);
+      };
+      const hashes = Object.fromEntries(Object.entries(outputs).map(([name, ref]) => [name, ref.hash]));
       const digest = (path: string) => this.options.cache.hasher.hashPath(path);
-      await stage.step.restore({ params: stage.params, outputs, workdir: this.pipeline.dir, info: record.info ?? {}, hashes, digest });
+      await stage.step.restore({ params: stage.params, output, workdir: this.pipeline.dir, info: record.info ?? {}, hashes, digest });
     }
     return { id: stage.id, status: 'cached', key, durationMs: record.durationMs, record };
   }
@@ -255,9 +262,10 @@ class PipelineRun {
         progress: (done, total, unit) => reporter.progress(stage.id, done, total, unit),
       });
       cache.hasher.clearMemo();
-      if (this.runner.runsElsewhere) await this.hit(stage, key);
-      else await this.publish(stage, record);
-      return { id: stage.id, status: 'ran', key, durationMs: record.durationMs, why, record };
+      // Run elsewhere, the result came through the remote: taken through the hit path, which checks it.
+      const result = this.runner.runsElsewhere ? ((await this.hit(stage, key))?.record ?? record) : record;
+      if (!this.runner.runsElsewhere) await this.publish(stage, record);
+      return { id: stage.id, status: 'ran', key, durationMs: result.durationMs, why, record: result };
     } finally {
       release();
     }
@@ -311,14 +319,11 @@ class PipelineRun {
 
 /** The default: the stage runs in this process, against the local cache. */
 function localRunner(cache: Cache): StageRunner {
-  return { runsElsewhere: false, run: (job, stage, hooks) => runStageJob(job, stage.step, cache, hooks) };
+  return { runsElsewhere: false, run: (job, stage, hooks) => runStageJob(job, stage.step, cache, hooks, stage.secrets) };
 }
 
-/** A stray exception becomes a Failure here, once: user errors keep their reason, bugs keep their stack. */
-function toFailure(stage: string, error: unknown): Failure {
-  if (error instanceof HeadstartError) return error.failure;
-  if (error instanceof StepUserError) return { reason: 'stage-failed', stage, detail: error.message, userError: true };
-  if (error instanceof Error && error.name === 'AbortError') return { reason: 'stage-failed', stage, detail: 'interrupted', userError: false };
-  const detail = error instanceof Error ? (process.env['HEADSTART_DEBUG'] ? error.stack ?? error.message : error.message) : String(error);
-  return { reason: 'stage-failed', stage, detail, userError: false };
+/** A failure's text is printed and kept in `runs/`: the values of `${env.…}` are masked in it. */
+function redactFailure(failure: Failure, secrets: Secrets): Failure {
+  return 'detail' in failure && typeof failure.detail === 'string' ? { ...failure, detail: redactSecrets(failure.detail, secrets) } : failure;
 }
+

@@ -14,6 +14,7 @@ export function explainChange(document: StageKeyDocument, entry: LockEntry | und
   }
   for (const name of changedKeys(entry.inputs, document.inputs)) reasons.push(`input ${name} changed`);
   for (const path of changedKeys(entry.deps, document.deps)) reasons.push(`${path} changed`);
+  for (const name of changedKeys(entry.env?.sha256, document.env?.sha256)) reasons.push(`environment variable ${name} changed`);
   if (entry.seed !== document.seed) reasons.push(`seed: ${entry.seed} -> ${document.seed}`);
   return reasons.length > 0 ? reasons : ['outputs are not in the cache'];
 }

@@ -1,4 +1,4 @@
-import { relative } from 'node:path';
+import { basename, dirname, relative } from 'node:path';
 import { unreachable } from './util/unreachable.js';
 
 /** A file the user wrote, kept whole so a diagnostic can compute line and column when it is printed. */
@@ -14,7 +14,7 @@ export interface SourceRange {
   length: number;
 }
 
-/** Every error a user can cause. Each prints as one line; the CLI exits with code 2 for all but `stage-failed`. */
+/** Every error a user can cause, and the two outcomes that are not (see exitCodeOf). Each prints as one line. */
 export type Failure =
   /** The pipeline file (or another named file) does not exist or cannot be read. */
   | { reason: 'missing-file'; path: string; detail: string; at?: SourceRange }
@@ -44,10 +44,42 @@ export type Failure =
   | { reason: 'missing-dep'; at?: SourceRange; stage: string; path: string }
   /** `--stage` or `--force` names no stage of the pipeline. */
   | { reason: 'unknown-target'; stage: string; suggestion?: string }
+  /** A workspace path (`outs:`, `deps:`) is absolute, leaves the pipeline's directory, or overlaps headstart's own files. */
+  | { reason: 'unsafe-path'; at: SourceRange; stage: string; detail: string }
+  /** `clean` was pointed at a directory that is not a headstart cache (no marker, unknown entries). */
+  | { reason: 'not-a-cache'; path: string; detail: string }
+  /** `clean` found a live process using the cache (a run holding a stage lock). */
+  | { reason: 'cache-in-use'; path: string; holder: string }
   /** Something else the user asked for that cannot be done (a bad flag value, an unusable backend). */
   | { reason: 'usage'; detail: string }
   /** A stage's step failed at run time (a command exited non-zero, a corrupt image). */
-  | { reason: 'stage-failed'; stage: string; detail: string; userError: boolean };
+  | { reason: 'stage-failed'; stage: string; detail: string; userError: boolean }
+  /** A step's code run outside a stage (predict, export, init, data export) rejected the user's input. */
+  | { reason: 'bad-input'; detail: string }
+  /** The operating system refused access to a path headstart reads or writes (EACCES, EPERM, EROFS). */
+  | { reason: 'no-access'; path: string; code: string; syscall: string }
+  /** The disk (or quota) holding a path headstart writes is full (ENOSPC, EDQUOT). */
+  | { reason: 'no-space'; path?: string; code: string }
+  /** A command needs a remote cache and none is named. */
+  | { reason: 'no-remote' }
+  /** The remote cache is misconfigured, unreachable or refuses us. */
+  | { reason: 'remote-unavailable'; detail: string }
+  /** The Redis of the stage queue is misnamed or unreachable. */
+  | { reason: 'queue-unavailable'; detail: string }
+  /** `--model` names a path that is not a model folder. */
+  | { reason: 'bad-model-reference'; ref: string; problem: string }
+  /** A command needs a stage's recorded output (a model, a report) that the pipeline, lock file or local cache lacks. */
+  | { reason: 'no-stage-output'; stage: string; output: string; detail: string }
+  /** `report` found no evaluate stage, or its report output has no report.html. */
+  | { reason: 'no-report'; path: string; detail: string }
+  /** `compare` names a run the run log does not hold. */
+  | { reason: 'unknown-run'; pipeline: string; run: string; have: number[] }
+  /** `compare --best` names a metric no recorded run has. */
+  | { reason: 'unknown-metric'; pipeline: string; metric: string }
+  /** `metrics diff` cannot read the lock file at the baseline revision (not a git repository, unknown revision). */
+  | { reason: 'no-baseline'; path: string; detail: string }
+  /** A run finished but a quality gate (an evaluate stage's `fail_under`, a `max_drop`) failed: exit 3. */
+  | { reason: 'gate-failed'; stage?: string; detail: string };
 
 /** A user error raised deep in a call chain (a step, a loader) and turned into a Failure at the edge. */
 export class HeadstartError extends Error {
@@ -96,10 +128,42 @@ export function failureMessage(failure: Failure): string {
       return `stage "${failure.stage}": ${failure.path} does not exist`;
     case 'unknown-target':
       return `no stage named "${failure.stage}"${failure.suggestion ? ` (did you mean "${failure.suggestion}"?)` : ''}`;
+    case 'unsafe-path':
+      return `stage "${failure.stage}": ${failure.detail}`;
+    case 'not-a-cache':
+      return `${failure.path} is not a headstart cache (${failure.detail}); nothing was deleted`;
+    case 'cache-in-use':
+      return `the cache ${failure.path} is in use by ${failure.holder}; nothing was deleted (try again when it ends)`;
     case 'usage':
       return failure.detail;
     case 'stage-failed':
       return `stage "${failure.stage}" failed: ${failure.detail}`;
+    case 'bad-input':
+      return failure.detail;
+    case 'no-access':
+      return `${dirname(failure.path)}: permission denied (${failure.code}: cannot ${failure.syscall} ${basename(failure.path)})`;
+    case 'no-space':
+      return `no space left on the device${failure.path ? ` holding ${dirname(failure.path)}` : ''} (${failure.code}); free some (\`headstart gc\` removes unused cache objects)`;
+    case 'no-remote':
+      return 'no remote cache: pass --remote s3://bucket/prefix, set HEADSTART_REMOTE or add remote: to the pipeline file';
+    case 'remote-unavailable':
+      return failure.detail;
+    case 'queue-unavailable':
+      return failure.detail;
+    case 'bad-model-reference':
+      return `${failure.ref}: ${failure.problem} (--model takes a model folder or a stage id)`;
+    case 'no-stage-output':
+      return failure.detail;
+    case 'no-report':
+      return `${failure.path}: ${failure.detail}`;
+    case 'unknown-run':
+      return `${failure.pipeline}: no run "${failure.run}" (have: ${failure.have.map((n) => `#${n}`).join(', ') || 'none'}; also latest, latest~1)`;
+    case 'unknown-metric':
+      return `${failure.pipeline}: no run recorded a metric "${failure.metric}"`;
+    case 'no-baseline':
+      return `${failure.path}: ${failure.detail}`;
+    case 'gate-failed':
+      return failure.stage ? `stage "${failure.stage}": ${failure.detail}` : failure.detail;
     default:
       return unreachable(failure);
   }
@@ -135,7 +199,40 @@ export function displayPath(path: string, cwd: string): string {
   return rel.startsWith('..') || rel === '' ? path : rel;
 }
 
-/** Exit code for a failure: 2 for bad input, 1 for a stage that failed while running. */
+/** True for what the user can fix (exit 2): everything but a stage that failed on its own and a failed gate. */
+export function isUserError(failure: Failure): boolean {
+  if (failure.reason === 'stage-failed') return failure.userError;
+  return failure.reason !== 'gate-failed';
+}
+
+/** The one map from failures to the exit code: 2 for a user error, else 1 for a failed stage, else 3 for a failed gate. */
 export function exitCodeOf(failures: readonly Failure[]): number {
-  return failures.some((f) => f.reason !== 'stage-failed' || f.userError) ? 2 : 1;
+  if (failures.some(isUserError)) return 2;
+  return failures.some((f) => f.reason === 'stage-failed') ? 1 : failures.length > 0 ? 3 : 0;
+}
+
+const NO_ACCESS = new Set(['EACCES', 'EPERM', 'EROFS']);
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * The Failure an exception stands for when the user (or the machine's state) caused it, undefined for a bug.
+ * The one place exceptions become failures: the executor's edge (per stage) and the CLI's (anything else).
+ */
+export function failureOf(error: unknown, stage?: string): Failure | undefined {
+  if (error instanceof HeadstartError) return error.failure;
+  if (error instanceof StepUserError) return stage ? { reason: 'stage-failed', stage, detail: error.message, userError: true } : { reason: 'bad-input', detail: error.message };
+  const { code, path, syscall } = (error ?? {}) as NodeJS.ErrnoException;
+  if (!(error instanceof Error) || typeof code !== 'string') return undefined;
+  if (NO_SPACE.has(code)) return { reason: 'no-space', code, ...(path ? { path } : {}) };
+  if (NO_ACCESS.has(code) && path) return { reason: 'no-access', path, code, syscall: syscall ?? 'open' };
+  return undefined;
+}
+
+/** What a stage's exception means: a user error's Failure, else a stage that failed on its own (its message, or stack with HEADSTART_DEBUG). */
+export function stageFailure(stage: string, error: unknown): Failure {
+  const failure = failureOf(error, stage);
+  if (failure) return failure;
+  if (error instanceof Error && error.name === 'AbortError') return { reason: 'stage-failed', stage, detail: 'interrupted', userError: false };
+  const detail = error instanceof Error ? (process.env['HEADSTART_DEBUG'] ? error.stack ?? error.message : error.message) : String(error);
+  return { reason: 'stage-failed', stage, detail, userError: false };
 }

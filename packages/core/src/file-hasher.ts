@@ -17,15 +17,18 @@ export interface PathDigest {
   size: number;
 }
 
-/** [size, mtimeMs, inode, hash]: the stat a hash was computed at. */
-type IndexEntry = [number, number, number, Sha256Hex];
+/**
+ * [size, mtimeMs, inode, ctimeMs, hash]: the stat a hash was computed at. The ctime is what catches a
+ * file rewritten in place with its mtime put back (`touch -r`, `utimes`): no user can set it back.
+ */
+type IndexEntry = [number, number, number, number, Sha256Hex];
 
-const INDEX_VERSION = 1;
+const INDEX_VERSION = 2;
 /** A file modified this recently may change again within one mtime tick; its hash is not remembered. */
 const RACY_WINDOW_MS = 2000;
 
 /**
- * Content hashes of files, remembered by size + mtime + inode so that an unchanged file is never read
+ * Content hashes of files, remembered by size + mtime + inode + ctime so that an unchanged file is never read
  * twice, across runs as within one. Directory hashes are memoised for the life of the process, so an
  * input shared by fifty stages is walked once per run.
  */
@@ -62,7 +65,23 @@ export class FileHasher {
   /** The remembered hash if the file's stat still matches it (synchronous: no await per unchanged file). */
   private knownHash(path: string, stat: Stats): Sha256Hex | undefined {
     const known = this.entries.get(path);
-    return known && known[0] === stat.size && known[1] === stat.mtimeMs && known[2] === stat.ino ? known[3] : undefined;
+    return known && known[0] === stat.size && known[1] === stat.mtimeMs && known[2] === stat.ino && known[3] === stat.ctimeMs ? known[4] : undefined;
+  }
+
+  /** Whether the index holds a hash for the file as it is now (no read needed to know its content). */
+  isKnown(path: string): boolean {
+    return this.knownHash(path, statSync(path)) !== undefined;
+  }
+
+  /**
+   * Re-stamps a file whose hash is known and whose ctime alone changed because we did it (a hard link
+   * made to a cache object). Call with the stat taken just before: if that one no longer matched, the
+   * file is left to be re-hashed.
+   */
+  restamp(path: string, statBefore: Stats, hash: Sha256Hex): void {
+    if (this.knownHash(path, statBefore) !== hash) return;
+    this.entries.set(path, entryOf(statSync(path), hash));
+    this.dirty = true;
   }
 
   private async rehash(path: string, stat: Stats): Promise<Sha256Hex> {
@@ -76,11 +95,11 @@ export class FileHasher {
    * objects): they need no guard against a second write within the same mtime tick.
    */
   remember(path: string, stat: Stats, hash: Sha256Hex, immutable = false): void {
-    if (!immutable && Date.now() - stat.mtimeMs < RACY_WINDOW_MS) {
+    if (!immutable && Date.now() - Math.max(stat.mtimeMs, stat.ctimeMs) < RACY_WINDOW_MS) {
       this.entries.delete(path);
       return;
     }
-    this.entries.set(path, [stat.size, stat.mtimeMs, stat.ino, hash]);
+    this.entries.set(path, entryOf(stat, hash));
     this.dirty = true;
   }
 
@@ -133,6 +152,10 @@ export class FileHasher {
     await writeFileAtomic(this.indexPath, JSON.stringify(document));
     this.dirty = false;
   }
+}
+
+function entryOf(stat: Stats, hash: Sha256Hex): IndexEntry {
+  return [stat.size, stat.mtimeMs, stat.ino, stat.ctimeMs, hash];
 }
 
 /** The hash of a directory: SHA-256 of the canonical manifest of its files. */

@@ -57,7 +57,7 @@ export async function collectGarbage(cache: Cache, lockfiles: readonly Lockfile[
   return report;
 }
 
-async function readRecords(root: string): Promise<{ path: string; record: RunRecord }[]> {
+export async function readRecords(root: string): Promise<{ path: string; record: RunRecord }[]> {
   const records: { path: string; record: RunRecord }[] = [];
   for (const shard of safeReaddir(join(root, 'runs'))) {
     for (const name of safeReaddir(join(root, 'runs', shard))) {
@@ -73,7 +73,7 @@ async function readRecords(root: string): Promise<{ path: string; record: RunRec
   return records;
 }
 
-function listObjects(root: string): { hash: string; path: string; stat: Stats }[] {
+export function listObjects(root: string): { hash: string; path: string; stat: Stats }[] {
   return safeReaddir(join(root, 'objects')).flatMap((shard) =>
     safeReaddir(join(root, 'objects', shard)).map((rest) => {
       const path = join(root, 'objects', shard, rest);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmodSync, existsSync, lstatSync, statSync } from 'node:fs';
+import { copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { StageKey } from './cache-key.js';
 import type { FileHasher } from './file-hasher.js';
@@ -66,6 +66,22 @@ export class LocalStore implements ObjectStore {
     return true;
   }
 
+  /**
+   * Hard-links an intact object to `destination` (a copy where links are impossible). Linking changes the
+   * object's ctime, so its stamp in the stat index is renewed here rather than costing a re-hash later.
+   */
+  async linkObject(hash: Sha256Hex, destination: string): Promise<void> {
+    const path = this.objectPath(hash);
+    const before = statSync(path);
+    try {
+      await link(path, destination);
+    } catch {
+      await copyFile(path, destination);
+      return;
+    }
+    this.hasher.restamp(path, before, hash);
+  }
+
   async put(hash: Sha256Hex, source: string): Promise<void> {
     const path = this.objectPath(hash);
     if (existsSync(path) && (await this.verify(hash))) {
@@ -73,6 +89,8 @@ export class LocalStore implements ObjectStore {
       return;
     }
     await mkdir(dirname(path), { recursive: true });
+    // chmod and rename act on a link's target and on the link: neither may reach a file outside the cache.
+    if (lstatSync(source).isSymbolicLink()) throw new Error(`refusing to store the symbolic link ${source} as an object`);
     await fsyncFile(source);
     chmodSync(source, 0o444);
     await rename(source, path);

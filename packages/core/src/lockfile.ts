@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StageKey, StageKeyDocument, StepIdentity } from './cache-key.js';
+import type { EnvKey, StageKey, StageKeyDocument, StepIdentity } from './cache-key.js';
 import type { Pipeline } from './pipeline.js';
 import { acquireProcessLock } from './process-lock.js';
 import type { RunRecord } from './run-record.js';
@@ -17,6 +17,8 @@ export interface LockEntry {
   inputs: Record<string, Sha256Hex>;
   deps: Record<string, Sha256Hex>;
   seed: number;
+  /** The hashes of the `${env.…}` values the params name (the values themselves are written nowhere). */
+  env?: EnvKey;
   outputs: Record<string, { hash: Sha256Hex; size: number }>;
   durationMs: number;
   metrics?: Record<string, number>;
@@ -82,6 +84,7 @@ export function lockEntryFromRecord(record: RunRecord): LockEntry {
     inputs: document.inputs,
     deps: document.deps,
     seed: document.seed,
+    ...(document.env ? { env: document.env } : {}),
     outputs,
     durationMs: record.durationMs,
     ...(record.metrics ? { metrics: record.metrics } : {}),

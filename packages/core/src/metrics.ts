@@ -29,14 +29,28 @@ export function diffMetrics(current: Lockfile, baseline?: Lockfile): MetricRow[]
   return rows;
 }
 
+/**
+ * Whether a larger value of a metric is better. Losses and error rates fall as a model improves; every other
+ * metric the steps record (accuracy, precision, recall, F1, top-k) rises. The one place that decides it.
+ */
+export function metricDirection(metric: string): 'higher-is-better' | 'lower-is-better' {
+  return /loss|error|(^|_)mae$|(^|_)mse$|(^|_)rmse$/.test(metric) ? 'lower-is-better' : 'higher-is-better';
+}
+
+/** How much worse `now` is than `was` for this metric (negative when it improved). */
+export function worsening(metric: string, was: number, now: number): number {
+  return metricDirection(metric) === 'higher-is-better' ? was - now : now - was;
+}
+
 function roundDelta(value: number): number {
   return Math.round(value * 1e6) / 1e6;
 }
 
 /**
- * Stages may declare `max_drop: { metric: amount }` in their params: the largest fall of that metric
- * against the baseline the run accepts. Returns one message per metric that fell further (the run then
- * exits 3) and one note per stage that has no baseline to compare with (it passes).
+ * Stages may declare `max_drop: { metric: amount }` in their params: the largest worsening of that metric
+ * against the baseline the run accepts (a fall for accuracy, a rise for a loss: see metricDirection).
+ * Returns one message per metric that got worse by more (the run then exits 3) and one note per stage that
+ * has no baseline to compare with (it passes).
  */
 export function maxDropViolations(pipeline: Pipeline, current: Lockfile, baseline: Lockfile, baselineName: string): { violations: string[]; notes: string[] } {
   const violations: string[] = [];
@@ -53,8 +67,9 @@ export function maxDropViolations(pipeline: Pipeline, current: Lockfile, baselin
     for (const [metric, allowed] of Object.entries(limits)) {
       const [was, now] = [before[metric], after?.[metric]];
       if (was === undefined || now === undefined) continue;
-      const drop = was - now;
-      if (drop > allowed + 1e-12) violations.push(`stage "${id}": ${metric} fell from ${was} (${baselineName}) to ${now}, by ${roundDelta(drop)}, more than max_drop ${allowed}`);
+      const drop = worsening(metric, was, now);
+      const moved = metricDirection(metric) === 'higher-is-better' ? 'fell' : 'rose';
+      if (drop > allowed + 1e-12) violations.push(`stage "${id}": ${metric} ${moved} from ${was} (${baselineName}) to ${now}, by ${roundDelta(drop)}, more than max_drop ${allowed}`);
     }
   }
   return { violations, notes };

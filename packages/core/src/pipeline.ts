@@ -1,18 +1,21 @@
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
-import type { StepIdentity } from './cache-key.js';
+import type { EnvKey, StepIdentity } from './cache-key.js';
+import { cacheDirFor } from './cache.js';
 import type { Failure, Result, SourceFile, SourceRange } from './failure.js';
 import { fail, failureMessage, ok } from './failure.js';
-import { interpolate, type InterpolationProblem, type Scope } from './interpolate.js';
+import { interpolateParams, type InterpolationProblem, type Scope } from './interpolate.js';
 import { findCycle, topologicalOrder } from './graph.js';
 import { expandMatrix, plainInstances, usesMatrix, type MatrixValue, type StageInstance } from './matrix.js';
 import { describeSchemaError } from './schema-errors.js';
+import { envKey, keyedParams, secretsOf, type Secrets } from './secrets.js';
 import { validatorFor } from './schema-validator.js';
 import { outputNames, type StepDefinition, type StepRegistry } from './step.js';
 import { resolveStep, type StepResolution } from './step-resolver.js';
 import { closestMatch, didYouMean } from './util/suggest.js';
-import { locate, mappingKeys, parseYaml, readSourceFile, rememberParsed, yaml, type ParsedYaml, type YamlPath } from './yaml-source.js';
+import { unsafeWorkspacePaths, workspaceBoundary, type WorkspaceBoundary } from './workspace-paths.js';
+import { FORBIDDEN_KEYS, locate, parseYaml, readSourceFile, rememberParsed, type ParsedYaml, type YamlPath } from './yaml-source.js';
 
 export interface StageInput {
   stage: string;
@@ -29,8 +32,14 @@ export interface Stage {
   uses: string;
   step: StepDefinition<any>;
   identity: StepIdentity;
-  /** Parameters after interpolation, overrides and the step schema's defaults. */
+  /** Parameters after interpolation, overrides and the step schema's defaults: what the step runs with. */
   params: Record<string, unknown>;
+  /** `params` as keys, lock files and run logs hold them: each string naming `${env.…}` keeps the reference. */
+  keyParams: Record<string, unknown>;
+  /** How the `${env.…}` values enter the key; undefined when the params name none. */
+  envKey?: EnvKey;
+  /** The values of the environment variables the params name, to run with and to mask in what is printed. */
+  secrets: Secrets;
   inputs: Record<string, StageInput>;
   /** Stages that must finish first although no data flows from them. */
   needs: readonly string[];
@@ -91,6 +100,8 @@ interface BuildContext {
   failures: Failure[];
   /** Resolved `uses:` values, so the instances of a matrix stage resolve their step once. */
   steps: Map<string, Promise<StepResolution>>;
+  /** What a stage's workspace paths must stay inside of and away from. */
+  boundary: WorkspaceBoundary;
 }
 
 const pipelineSchema = createRequire(import.meta.url)('../schema/pipeline.schema.json') as object;
@@ -117,7 +128,8 @@ async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result
   const scope = { params: raw.params ?? {}, env: options.env ?? process.env };
   const instances = usesMatrix(raw) ? expandMatrix(parsed, raw, scope) : ok(plainInstances(raw));
   if (!instances.ok) return instances;
-  const context: BuildContext = { parsed, scope, dir, registry: options.registry, validatorDir, failures: [], steps: new Map() };
+  const context: BuildContext = { parsed, scope, dir, registry: options.registry, validatorDir, failures: [], steps: new Map(),
+    boundary: workspaceBoundary(parsed.file.path, options.cacheDir ?? cacheDirFor(dir, undefined, scope.env)) };
   const stages = new Map<string, Stage>();
   for (const instance of instances.value) {
     const stage = await buildStage(context, instance, raw.stages[instance.name]!);
@@ -159,13 +171,6 @@ function checkShape(parsed: ParsedYaml, validatorDir: string | undefined): Failu
     const problem = describeSchemaError(error, schemaSubject(error.instancePath.split('/'), error.keyword));
     return { reason: 'invalid-pipeline', at: locate(parsed, problem.path, problem.part), detail: problem.detail };
   });
-  // Duplicate keys are a property of the text; a remembered text was already checked.
-  if (failures.length > 0 || parsed.remembered) return failures;
-  const seen = new Set<string>();
-  for (const { key, at } of mappingKeys(parsed, ['stages'])) {
-    if (seen.has(key)) failures.push({ reason: 'duplicate-stage', at, stage: key });
-    seen.add(key);
-  }
   return failures;
 }
 
@@ -182,21 +187,32 @@ function applyOverrides(raw: RawPipeline, overrides: readonly string[]): Failure
       failures.push({ reason: 'bad-override', override, detail: 'expected params.NAME=VALUE or STAGE.PARAM=VALUE' });
       continue;
     }
-    const value: unknown = yaml().parse(match[2]!);
+    const forbidden = keys.find((key) => FORBIDDEN_KEYS.has(key));
+    if (forbidden) {
+      failures.push({ reason: 'bad-override', override, detail: `"${forbidden}" cannot be a key` });
+      continue;
+    }
+    const parsedValue = parseYaml({ path: '--set', text: match[2]! });
+    if (!parsedValue.ok) {
+      const first = parsedValue.error[0]!;
+      failures.push({ reason: 'bad-override', override, detail: `the value is not valid YAML: ${'detail' in first ? first.detail : failureMessage(first)}` });
+      continue;
+    }
+    const value = parsedValue.value.value;
     const [head, ...rest] = keys as [string, ...string[]];
     if (head === 'params') {
       raw.params ??= {};
-      if (rest.length === 1 && !(rest[0]! in raw.params)) {
+      if (rest.length === 1 && !Object.hasOwn(raw.params, rest[0]!)) {
         failures.push({ reason: 'bad-override', override, detail: `the pipeline has no param "${rest[0]}"${didYouMean(rest[0]!, Object.keys(raw.params))}` });
         continue;
       }
       setPath(raw.params, rest, value);
-    } else if (head === 'matrix' && !raw.stages['matrix']) {
+    } else if (head === 'matrix' && !Object.hasOwn(raw.stages, 'matrix')) {
       const failure = overrideMatrix(raw, rest, value);
       if (failure) failures.push({ reason: 'bad-override', override, detail: failure });
-    } else if (raw.stages[head]) {
-      raw.stages[head].with ??= {};
-      setPath(raw.stages[head].with, rest, value);
+    } else if (Object.hasOwn(raw.stages, head)) {
+      raw.stages[head]!.with ??= {};
+      setPath(raw.stages[head]!.with, rest, value);
     } else {
       const suggestion = closestMatch(head, ['params', ...Object.keys(raw.stages)]);
       failures.push({ reason: 'bad-override', override, detail: `no stage "${head}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}` });
@@ -239,7 +255,8 @@ async function buildStage(context: BuildContext, instance: StageInstance, raw: R
   }
   const { step, identity } = resolved.value;
   const problems: InterpolationProblem[] = [];
-  const params = interpolate(raw.with ?? {}, { ...context.scope, matrix: instance.matrix }, problems) as Record<string, unknown>;
+  const interpolated = interpolateParams(raw.with ?? {}, { ...context.scope, matrix: instance.matrix }, problems);
+  const params = interpolated.value as Record<string, unknown>;
   const withPath = [...stagePath, 'with'];
   for (const problem of problems) {
     failures.push({ reason: 'bad-interpolation', at: locate(parsed, [...withPath, ...problem.path]), detail: problem.detail });
@@ -250,7 +267,12 @@ async function buildStage(context: BuildContext, instance: StageInstance, raw: R
     failures.push({ reason: 'invalid-param', at: locate(parsed, [...withPath, ...paramError.path], paramError.part), stage: instance.id, detail: paramError.detail });
     return undefined;
   }
+  const unsafePaths = unsafeWorkspacePaths(step, params, context.boundary);
+  for (const unsafe of unsafePaths) failures.push({ reason: 'unsafe-path', at: locate(parsed, [...withPath, ...unsafe.param]), stage: instance.id, detail: unsafe.problem });
+  if (unsafePaths.length > 0) return undefined;
   const upstream = [...new Set([...Object.values(instance.inputs).map((input) => input.stage), ...instance.needs])].sort();
+  const secrets = secretsOf(interpolated.envUses, context.scope.env as Readonly<Record<string, string | undefined>>);
+  const key = envKey(interpolated.envUses, secrets);
   return {
     id: instance.id,
     name: instance.name,
@@ -259,6 +281,9 @@ async function buildStage(context: BuildContext, instance: StageInstance, raw: R
     step,
     identity,
     params,
+    keyParams: keyedParams(params, interpolated.envUses),
+    ...(key ? { envKey: key } : {}),
+    secrets,
     inputs: instance.inputs,
     needs: instance.needs,
     upstream,
@@ -312,14 +337,14 @@ function checkEdges(parsed: ParsedYaml, stages: ReadonlyMap<string, Stage>, decl
         failures.push({ reason: 'unknown-output', at, detail: `stage "${upstream.name}" has no output "${input.output}"${didYouMean(input.output, upstream.outputs) || ` (its outputs: ${upstream.outputs.join(', ') || 'none'})`}` });
       }
     }
-    for (const missing of (stage.step.inputs ?? []).filter((name) => !(name in stage.inputs))) {
+    for (const missing of (stage.step.inputs ?? []).filter((name) => !Object.hasOwn(stage.inputs, name))) {
       failures.push({ reason: 'unknown-output', at: stage.at(), detail: `stage "${stage.name}" is missing input "${missing}" (step "${stage.step.name}" reads it)` });
     }
   }
   for (const [name, raw] of Object.entries(declared)) {
     (raw.needs ?? []).forEach((need, index) => {
       const needed = /^[^@]*/.exec(need)![0];
-      if (!(needed in declared)) {
+      if (!Object.hasOwn(declared, needed)) {
         failures.push({ reason: 'unknown-stage', at: locate(parsed, ['stages', name, 'needs', index]), stage: needed, suggestion: closestMatch(needed, names) });
       }
     });

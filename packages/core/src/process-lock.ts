@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
@@ -41,6 +42,24 @@ export async function acquireProcessLock(path: string, options: ProcessLockOptio
     }
     await sleep(options.pollMs ?? 100);
   }
+}
+
+/** Who holds the lock at `path`, in words; undefined when nobody does or its owner is gone (a stale lock). */
+export function lockHolder(path: string): string | undefined {
+  const owner = readOwner(path);
+  if (owner === 'gone' || isStale(path, owner)) return undefined;
+  return owner === 'unknown' ? 'another process' : `process ${owner.pid} on ${owner.host}`;
+}
+
+/**
+ * A lock any number of processes hold at once, one file each in `dir` (`<name>-<pid>-<random>.lock`):
+ * what `clean` looks for to know a process is using the cache. Released by the returned function.
+ */
+export function holdSharedLock(dir: string, name: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${name}-${process.pid}-${randomBytes(4).toString('hex')}.lock`);
+  writeFileSync(path, JSON.stringify({ pid: process.pid, host: HOST }));
+  return () => rmSync(path, { force: true });
 }
 
 function tryCreate(path: string): boolean {

@@ -34,7 +34,7 @@ const RUNS_DIR = 'runs';
 
 /** What a finished (not dry) run records about itself. */
 export function runEntryFor(pipeline: Pipeline, summary: RunSummary, o: { startedAt: Date; git: GitState | null; overrides: string[] }): Omit<RunEntry, 'number'> {
-  const stages = Object.fromEntries(summary.stages.map((s) => [s.id, { status: s.status, key: s.key ?? null, params: pipeline.stages.get(s.id)!.params, ...(s.record?.metrics ? { metrics: s.record.metrics } : {}) }]));
+  const stages = Object.fromEntries(summary.stages.map((s) => [s.id, { status: s.status, key: s.key ?? null, params: pipeline.stages.get(s.id)!.keyParams, ...(s.record?.metrics ? { metrics: s.record.metrics } : {}) }]));
   const consumed = new Set(pipeline.order.flatMap((id) => pipeline.stages.get(id)!.upstream));
   const keyMetrics = Object.fromEntries(summary.stages.filter((s) => !consumed.has(s.id)).flatMap((s) => Object.entries(s.record?.metrics ?? {}).map(([name, value]) => [`${s.id}.${name}`, value])));
   return { pipeline: pipeline.file.path, startedAt: o.startedAt.toISOString(), durationMs: Date.now() - o.startedAt.getTime(), git: o.git, overrides: o.overrides, ok: summary.ok, stages, keyMetrics };

@@ -13,6 +13,11 @@ export interface RunRecord {
   metrics?: Record<string, number>;
   info?: Record<string, string | number | boolean>;
   failedChecks?: string[];
+  /**
+   * Set on a result pulled from a remote cache that does not authenticate its records (no signing key):
+   * its metrics and failed checks are not trusted until re-derived from its outputs (see pulled-record.ts).
+   */
+  unverifiedMetrics?: true;
 }
 
 export function isRunRecord(value: unknown, key: string): value is RunRecord {

@@ -4,6 +4,7 @@ import { ingestDirectory, materialize, verifyArtifact } from './artifacts.js';
 import type { ArtifactRef, StageKey, StageKeyDocument } from './cache-key.js';
 import type { Cache } from './cache.js';
 import type { RunRecord } from './run-record.js';
+import { redactSecrets, runtimeParams } from './secrets.js';
 import type { StepContext, StepDefinition } from './step.js';
 
 /**
@@ -32,10 +33,25 @@ export interface StageHooks {
 }
 
 /**
+ * Runs the job's step with `${env.NAME}` in its params filled in from `env` (the values the stage was loaded
+ * with, or a queue worker's own environment), those values masked in its log lines and failure message.
+ */
+export async function runStageJob(job: StageJob, step: StepDefinition<any>, cache: Cache, hooks: StageHooks, env: Readonly<Record<string, string | undefined>> = {}): Promise<RunRecord> {
+  const { params, secrets } = runtimeParams(job.keyDocument, env);
+  try {
+    return await runInScratch(job, step, cache, { ...hooks, log: (level, message) => hooks.log(level, redactSecrets(message, secrets)) }, params);
+  } catch (error) {
+    // Failure messages travel on (Redis, the run log, the terminal): the secrets stay here.
+    if (error instanceof Error) error.message = redactSecrets(error.message, secrets);
+    throw error;
+  }
+}
+
+/**
  * Runs the step in a private directory under the cache, moves its outputs into the object store, and
  * writes the run record last: a crash at any point leaves nothing a later run would trust.
  */
-export async function runStageJob(job: StageJob, step: StepDefinition<any>, cache: Cache, hooks: StageHooks): Promise<RunRecord> {
+async function runInScratch(job: StageJob, step: StepDefinition<any>, cache: Cache, hooks: StageHooks, params: Record<string, unknown>): Promise<RunRecord> {
   const scratch = await cache.store.tempDir(job.stage);
   try {
     const inputs: Record<string, string> = {};
@@ -51,7 +67,7 @@ export async function runStageJob(job: StageJob, step: StepDefinition<any>, cach
     await mkdir(join(scratch, 'tmp'));
     const context: StepContext = {
       stage: job.stage,
-      params: job.keyDocument.params as Record<string, unknown>,
+      params,
       inputs,
       outputs,
       workdir: job.workdir,

@@ -46,7 +46,11 @@ export interface StepResult {
 
 export interface RestoreContext<P = Record<string, unknown>> {
   readonly params: P;
-  readonly outputs: Readonly<Record<string, string>>;
+  /**
+   * The directory of a cached output artifact, hard-linked out of the cache on first ask. Ask only for
+   * an output whose workspace copy must be replaced: a folder of 10,000 files costs 10,000 links.
+   */
+  output(name: string): Promise<string>;
   readonly workdir: string;
   /** The `info` the step returned when it ran. */
   readonly info: Readonly<Record<string, string | number | boolean>>;
@@ -54,6 +58,19 @@ export interface RestoreContext<P = Record<string, unknown>> {
   readonly hashes: Readonly<Record<string, string>>;
   /** Digest of a workspace file or folder through the cache's stat index: unchanged files are not re-read. */
   digest(path: string): Promise<{ kind: 'file' | 'dir'; hash: string; size: number }>;
+}
+
+/** A path relative to the pipeline's directory, and where in `with:` it is written (for the error). */
+export interface WorkspacePath {
+  path: string;
+  /** Keys and indexes under `with:`, e.g. `['outs', 0]`. */
+  param: readonly (string | number)[];
+}
+
+export interface SummaryContext<P = Record<string, unknown>> {
+  readonly params: P;
+  /** Read-only directory of each output artifact, verified against its hash. */
+  readonly outputs: Readonly<Record<string, string>>;
 }
 
 export interface StepDefinition<P = Record<string, unknown>> {
@@ -72,9 +89,21 @@ export interface StepDefinition<P = Record<string, unknown>> {
    * hashed incrementally: the shell step's `deps:`, an image folder.
    */
   deps?: (params: P) => readonly string[];
+  /**
+   * Every workspace path the step reads or writes (its `deps`, the files it deletes and writes like the
+   * shell step's `outs:`), so that core can refuse, before anything runs, one outside the pipeline's
+   * directory or on top of the files headstart keeps there (see workspace-paths.ts).
+   */
+  workspacePaths?: (params: P) => readonly WorkspacePath[];
   run(ctx: StepContext<P>): Promise<StepResult | void>;
   /** Called when the stage is a cache hit, to put workspace copies of its outputs back. */
   restore?(ctx: RestoreContext<P>): Promise<void>;
+  /**
+   * Reads the stage's metrics (and failed checks) back from its outputs, as `run` returned them. A result
+   * pulled from a remote cache that does not authenticate its records takes its numbers from here, from
+   * objects verified by hash, never from the record; without it, such a result's metrics are dropped.
+   */
+  summarize?(ctx: SummaryContext<P>): Promise<Pick<StepResult, 'metrics' | 'failedChecks'>>;
 }
 
 /** Declares a step. Returns the definition unchanged; the type parameter types `ctx.params`. */

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diffMetrics, maxDropViolations } from '../src/metrics.js';
+import { diffMetrics, maxDropViolations, metricDirection } from '../src/metrics.js';
 import type { Lockfile, LockEntry } from '../src/lockfile.js';
 import type { Pipeline } from '../src/pipeline.js';
 import { changedParams, findRun, listRuns, recordRun, type RunEntry } from '../src/run-log.js';
@@ -60,5 +60,18 @@ describe('metrics against a baseline', () => {
     const { violations, notes } = maxDropViolations(pipeline, current, baseline, 'main');
     expect(violations).toEqual(['stage "a": accuracy fell from 0.82 (main) to 0.8, by 0.02, more than max_drop 0.01']);
     expect(notes).toEqual(['stage "c": no metrics at main to compare with; max_drop not checked']);
+  });
+
+  it('max_drop on a loss flags a rise, not a fall (lower is better)', () => {
+    const pipeline = pipelineWith({ worse: { max_drop: { val_loss: 0.05 } }, better: { max_drop: { val_loss: 0.05 } } });
+    const current = lock({ worse: { val_loss: 0.5 }, better: { val_loss: 0.1 } });
+    const baseline = lock({ worse: { val_loss: 0.3 }, better: { val_loss: 0.3 } });
+    const { violations } = maxDropViolations(pipeline, current, baseline, 'main');
+    expect(violations).toEqual(['stage "worse": val_loss rose from 0.3 (main) to 0.5, by 0.2, more than max_drop 0.05']);
+  });
+
+  it('one place decides which way a metric improves', () => {
+    expect(['accuracy', 'macro_f1', 'top_3_accuracy', 'precision'].map(metricDirection)).toEqual(Array(4).fill('higher-is-better'));
+    expect(['loss', 'val_loss', 'error_rate', 'mse'].map(metricDirection)).toEqual(Array(4).fill('lower-is-better'));
   });
 });

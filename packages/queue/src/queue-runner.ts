@@ -1,6 +1,6 @@
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Cache, RunRecord, Stage, StageHooks, StageJob, StageRunner } from '@headstart/core';
+import { HeadstartError, type Cache, type RunRecord, type Stage, type StageHooks, type StageJob, type StageRunner } from '@headstart/core';
 import type { S3RemoteCache } from '@headstart/remote';
 import type { QueuedStage, StageResult } from './job-data.js';
 import { messageOf, redisConnection } from './redis.js';
@@ -33,6 +33,8 @@ export class QueueStageRunner implements StageRunner {
   async run(job: StageJob, _stage: Stage, hooks: StageHooks): Promise<RunRecord> {
     const queued = await this.enqueue(job);
     const result = await this.waitFor(queued, hooks.signal);
+    // The worker's Failure as it was made there: a user error on a worker is one here too.
+    if (!result.ok) throw new HeadstartError(result.failure);
     hooks.log('info', `${result.ran ? 'ran' : 'found'} on worker ${result.worker}`);
     return this.pullResult(job);
   }

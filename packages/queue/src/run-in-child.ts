@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { RunRecord, StageJob } from '@headstart/core';
+import type { Failure, RunRecord, StageJob } from '@headstart/core';
 import type { ChildMessage, ChildRequest } from './job-data.js';
 
 const CHILD = fileURLToPath(new URL('./stage-child.js', import.meta.url));
@@ -9,6 +9,14 @@ const STDERR_LINES = 20;
 /** The stage itself failed (or the worker refused it): retrying elsewhere would fail the same way. */
 export class StageFailed extends Error {
   override name = 'StageFailed';
+  constructor(readonly failure: Failure) {
+    super(failure.reason === 'stage-failed' ? failure.detail : failure.reason);
+  }
+}
+
+/** A stage that failed on its own (a bug) keeps the child's last stderr lines; a user error stays one line. */
+function withStderr(failure: Failure, tail: string): Failure {
+  return failure.reason === 'stage-failed' && !failure.userError ? { ...failure, detail: `${failure.detail}${tail}` } : failure;
 }
 
 /**
@@ -34,7 +42,7 @@ export function runInChild(job: StageJob, cacheRoot: string, log: (line: string)
     child.on('close', (code, signal) => {
       if (answer?.type === 'done') return resolve(answer.record);
       const tail = stderrTail.length > 0 ? `\n${stderrTail.join('\n')}` : '';
-      if (answer?.type === 'failed') return reject(new StageFailed(`${answer.message}${tail}`));
+      if (answer?.type === 'failed') return reject(new StageFailed(withStderr(answer.failure, tail)));
       reject(new Error(`the stage's process died (${signal ?? `exit code ${code}`})${tail}`));
     });
     child.send({ job, cacheRoot } satisfies ChildRequest);

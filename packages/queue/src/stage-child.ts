@@ -11,25 +11,30 @@ process.once('message', (request: ChildRequest) => {
 });
 
 async function runRequest({ job, cacheRoot }: ChildRequest): Promise<ChildMessage> {
-  const { openCache, resolveStep, runStageJob } = await import('@headstart/core');
+  const { openCache, resolveStep, runStageJob, stageFailure } = await import('@headstart/core');
   const { builtinSteps } = await import('@headstart/steps');
   const resolved = await resolveStep(job.uses, job.workdir, builtinSteps);
-  if (!resolved.ok) return { type: 'failed', refused: true, message: `cannot resolve uses "${job.uses}" here${resolved.detail}` };
+  if (!resolved.ok) return refused(job, `cannot resolve uses "${job.uses}" here${resolved.detail}`);
   const skew = await identitySkew(job, resolved.value.identity);
-  if (skew) return { type: 'failed', refused: true, message: skew };
+  if (skew) return refused(job, skew);
   const cache = openCache(cacheRoot, (message) => send({ type: 'log', level: 'warn', message }));
   try {
     const record = await runStageJob(job, resolved.value.step, cache, {
       signal: new AbortController().signal,
       log: (level, message) => send({ type: 'log', level, message }),
       progress: () => undefined,
-    });
+    }, process.env);
     return { type: 'done', record };
   } catch (error) {
-    return { type: 'failed', refused: false, message: error instanceof Error ? error.message : String(error) };
+    return { type: 'failed', failure: stageFailure(job.stage, error) };
   } finally {
     await cache.close();
   }
+}
+
+/** This worker cannot run the job as keyed: another would fail the same way, and it is not the user's input. */
+function refused(job: StageJob, detail: string): ChildMessage {
+  return { type: 'failed', failure: { reason: 'stage-failed', stage: job.stage, detail, userError: false } };
 }
 
 /** The worker must run the very code the coordinator keyed the stage with. */

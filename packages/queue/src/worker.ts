@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Cache } from '@headstart/core';
+import type { Cache, Failure } from '@headstart/core';
 import type { S3RemoteCache } from '@headstart/remote';
 import type { QueuedStage, StageResult } from './job-data.js';
 import { pullInputs } from './pull-inputs.js';
@@ -52,7 +52,7 @@ async function processStage(bullJob: Job<QueuedStage>, worker: string, options: 
   const existing = job.force ? undefined : await remote.lookup(job.key);
   if (existing) {
     print(`= ${job.stage}: already in the remote cache`);
-    return { record: existing, worker, ran: false };
+    return { ok: true, record: existing, worker, ran: false };
   }
   if (!existsSync(job.workdir)) {
     throw new UnrecoverableError(`worker ${worker}: the pipeline's directory ${job.workdir} does not exist here; start the worker with --workdir set to this machine's checkout of the project`);
@@ -63,10 +63,15 @@ async function processStage(bullJob: Job<QueuedStage>, worker: string, options: 
     const record = await runInChild(job, cache.root, (line) => print(`  ${job.stage}: ${line}`));
     await remote.publish(record, cache);
     print(`✓ ${job.stage}: ran in ${(record.durationMs / 1000).toFixed(1)}s`);
-    return { record, worker, ran: true };
+    return { ok: true, record, worker, ran: true };
   } catch (error) {
     if (!(error instanceof StageFailed)) throw error;
     print(`✗ ${job.stage}: failed`);
-    throw new UnrecoverableError(`worker ${worker}: ${error.message}`);
+    return { ok: false, failure: namingWorker(error.failure, worker), worker };
   }
+}
+
+/** Which worker a stage failed on, where the failure has a free-text detail to say it in. */
+function namingWorker(failure: Failure, worker: string): Failure {
+  return failure.reason === 'stage-failed' ? { ...failure, detail: `worker ${worker}: ${failure.detail}` } : failure;
 }

@@ -1,7 +1,7 @@
 // Nothing here imports the AWS SDK at load time: it is imported when a remote is opened.
 export { connectRemote } from './connect.js';
 export type { ConnectOptions } from './connect.js';
-export { S3RemoteCache } from './remote-cache.js';
+export { S3RemoteCache, UNSIGNED_WARNING } from './remote-cache.js';
 export type { PublishReport, RemoteCacheOptions } from './remote-cache.js';
 export { S3RemoteStore } from './s3-remote-store.js';
 export type { BlobDownload, StoredResult } from './s3-remote-store.js';

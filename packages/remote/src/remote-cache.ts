@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isSha256Hex, readManifest, type Cache, type RemoteCache, type RunRecord, type Sha256Hex, type StageKey } from '@headstart/core';
 import { forEachConcurrently } from './limit.js';
-import { checkSignature, signResult } from './result-signature.js';
+import { checkSignature, SIGNING_KEY_ENV, signResult } from './result-signature.js';
 import type { S3RemoteStore } from './s3-remote-store.js';
 import { parseStageResult, renderStageResult } from './stage-result.js';
 
@@ -33,6 +33,11 @@ interface LocalBlob {
 
 const TRANSFERS_AT_ONCE = 8;
 
+/** Said once per process that uses a remote without the key: what is and is not checked then. */
+export const UNSIGNED_WARNING =
+  `the remote cache's results are not signed (${SIGNING_KEY_ENV} is not set): pulled objects are checked against their hashes, ` +
+  'but whoever can write to the bucket can substitute a result; metrics are read from the pulled outputs, not the record';
+
 /**
  * The executor's remote-cache hooks over an S3 bucket. Pulled objects are verified by hash and enter the
  * local store the way the store's own writes do; the local run record is written last. Pushes upload the
@@ -41,6 +46,7 @@ const TRANSFERS_AT_ONCE = 8;
 export class S3RemoteCache implements RemoteCache {
   /** Blobs found corrupt in this process: re-uploaded on the next publish even though they exist. */
   private readonly corrupt = new Set<Sha256Hex>();
+  private warnedUnsigned = false;
 
   constructor(readonly store: S3RemoteStore, private readonly options: RemoteCacheOptions) {}
 
@@ -49,6 +55,7 @@ export class S3RemoteCache implements RemoteCache {
   }
 
   async lookup(key: StageKey): Promise<RunRecord | undefined> {
+    this.warnIfUnsigned();
     const stored = await this.store.readResult(key);
     if (!stored) return undefined;
     const { signingKey, warn } = this.options;
@@ -65,7 +72,9 @@ export class S3RemoteCache implements RemoteCache {
       warn(`${what} cannot be used: ${record}; ignoring it`);
       return undefined;
     }
-    return record;
+    // Unsigned, only its key document and objects are checked: core re-derives its metrics from its outputs.
+    // Signed, it is as its signer pushed it (still marked if the signer had pulled it unsigned and not used it).
+    return signingKey ? record : { ...record, unverifiedMetrics: true };
   }
 
   /** Downloads every object the record names (each verified), then writes the record locally: false if any is bad. */
@@ -94,6 +103,7 @@ export class S3RemoteCache implements RemoteCache {
 
   /** Uploads the blobs the remote lacks (and those found corrupt), then the stage result. */
   async publish(record: RunRecord, cache: Cache): Promise<PublishReport> {
+    this.warnIfUnsigned();
     const blobs = await this.localBlobs(record, cache);
     const report: PublishReport = { objects: blobs.length, uploaded: 0, uploadedBytes: 0 };
     await forEachConcurrently(blobs, TRANSFERS_AT_ONCE, async (blob) => {
@@ -107,6 +117,12 @@ export class S3RemoteCache implements RemoteCache {
     const signature = this.options.signingKey ? signResult(this.options.signingKey, record.key, bytes) : undefined;
     await this.store.writeResult(record.key, bytes, signature);
     return report;
+  }
+
+  private warnIfUnsigned(): void {
+    if (this.options.signingKey || this.warnedUnsigned) return;
+    this.warnedUnsigned = true;
+    this.options.warn(UNSIGNED_WARNING);
   }
 
   close(): void {

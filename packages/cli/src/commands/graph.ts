@@ -1,15 +1,16 @@
 import type { Pipeline } from '@headstart/core';
+import { exitWith, type CommandResult } from '../command-result.js';
 import { loadForCommand, type PipelineFlags } from '../load.js';
 
 interface GraphFlags extends PipelineFlags {
   format: 'mermaid' | 'dot';
 }
 
-export async function graphCommand(file: string, flags: GraphFlags): Promise<number> {
+export async function graphCommand(file: string, flags: GraphFlags): Promise<CommandResult> {
   const loaded = await loadForCommand(file, flags);
-  if (!loaded.ok) return loaded.exitCode;
-  console.log(flags.format === 'dot' ? toDot(loaded.pipeline) : toMermaid(loaded.pipeline));
-  return 0;
+  if (!loaded.ok) return loaded;
+  console.log(flags.format === 'dot' ? toDot(loaded.value) : toMermaid(loaded.value));
+  return exitWith(0);
 }
 
 /** Each edge with its label: the input name for data edges, nothing for `needs:`. */

@@ -1,18 +1,13 @@
-import { displayPath, StepUserError } from '@headstart/core';
+import { displayPath } from '@headstart/core';
 import { initPipeline, type InitTemplate } from '@headstart/steps';
+import { exitWith, type CommandResult } from '../command-result.js';
 
 /** `headstart init [DIR] [--template image-folder] [--data PATH]`: a headstart.yaml for an image folder. */
-export async function initCommand(dir: string, flags: { template: InitTemplate; data?: string }): Promise<number> {
+export async function initCommand(dir: string, flags: { template: InitTemplate; data?: string }): Promise<CommandResult> {
   const show = (path: string) => displayPath(path, process.cwd());
-  try {
-    const summary = await initPipeline({ dir, template: flags.template, ...(flags.data ? { data: flags.data } : {}), show });
-    const layout = summary.splits.length > 0 ? `${summary.splits.join('/')} folders` : 'one folder per class';
-    console.log(`${show(summary.file)}: ${summary.classes.length} classes (${summary.classes.slice(0, 10).join(', ')}${summary.classes.length > 10 ? ', …' : ''}), ${summary.images} images in ${summary.data} (${layout})`);
-    console.log(`next: headstart run ${show(summary.file)}`);
-    return 0;
-  } catch (error) {
-    if (!(error instanceof StepUserError)) throw error;
-    console.error(error.message);
-    return 2;
-  }
+  const summary = await initPipeline({ dir, template: flags.template, ...(flags.data ? { data: flags.data } : {}), show });
+  const layout = summary.splits.length > 0 ? `${summary.splits.join('/')} folders` : 'one folder per class';
+  console.log(`${show(summary.file)}: ${summary.classes.length} classes (${summary.classes.slice(0, 10).join(', ')}${summary.classes.length > 10 ? ', …' : ''}), ${summary.images} images in ${summary.data} (${layout})`);
+  console.log(`next: headstart run ${show(summary.file)}`);
+  return exitWith(0);
 }

@@ -1,5 +1,6 @@
 import { predictImages, type ImagePrediction, type PredictSummary } from '@headstart/steps';
 import { locateModel } from '../model-source.js';
+import { exitWith, type CommandResult } from '../command-result.js';
 import type { PipelineFlags } from '../load.js';
 import { clearProgressLine, progressLine, runStepCommand } from '../step-command.js';
 
@@ -14,19 +15,19 @@ interface PredictFlags extends PipelineFlags {
 }
 
 /** `headstart predict --model <stage|folder> IMAGE|FOLDER…`: the top classes of each image. */
-export async function predictCommand(paths: string[], flags: PredictFlags): Promise<number> {
+export async function predictCommand(paths: string[], flags: PredictFlags): Promise<CommandResult> {
   if (flags.backend) process.env['HEADSTART_BACKEND'] = flags.backend;
   if (flags.workers) process.env['HEADSTART_WORKERS'] = String(flags.workers);
   const located = await locateModel(flags.model, flags.pipeline, flags);
-  if (!located.ok) return located.exitCode;
+  if (!located.ok) return located;
   return runStepCommand(async (signal) => {
     const progress = progressLine('predicting');
     const summary = await predictImages({
-      ...located.source, paths, topK: flags.topK, batchSize: flags.batchSize, signal, log: logOnTty, ...(progress ? { onProgress: progress } : {}),
+      ...located.value, paths, topK: flags.topK, batchSize: flags.batchSize, signal, log: logOnTty, ...(progress ? { onProgress: progress } : {}),
     });
     clearProgressLine();
     printPredictions(summary, flags);
-    return 0;
+    return exitWith(0);
   });
 }
 

@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { gitState, recordRun, runEntryFor, runPipeline, selectStages, type RunSummary, type StageOutcome } from '@headstart/core';
+import { gitState, isUserError, recordRun, runEntryFor, runPipeline, selectStages, type Failure, type RunSummary, type StageOutcome } from '@headstart/core';
 import { checkMaxDrop } from '../baseline.js';
-import { loadForCommand, openPipelineCache, printFailures, unknownTargets, type PipelineFlags } from '../load.js';
+import { exitWith, failWith, type CommandResult } from '../command-result.js';
+import { loadForCommand, openPipelineCache, unknownTargets, type PipelineFlags } from '../load.js';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
 import { createReporter } from '../reporter.js';
 import { openQueueRunner } from './worker.js';
@@ -25,25 +26,27 @@ interface RunFlags extends PipelineFlags, RemoteFlags {
 /** With --executor queue, stages in flight at once by default: the workers' concurrency is the real limit. */
 const QUEUED_AT_ONCE = 64;
 
-export async function runCommand(file: string, flags: RunFlags): Promise<number> {
+export async function runCommand(file: string, flags: RunFlags): Promise<CommandResult> {
   if (flags.backend) process.env['HEADSTART_BACKEND'] = flags.backend;
   if (flags.workers) process.env['HEADSTART_WORKERS'] = String(flags.workers);
   const loaded = await loadForCommand(file, flags);
-  if (!loaded.ok) return loaded.exitCode;
-  const { pipeline } = loaded;
+  if (!loaded.ok) return loaded;
+  const pipeline = loaded.value;
   const badTargets = unknownTargets(pipeline, [...flags.stage, ...flags.force]);
-  if (badTargets.length > 0) return printFailures(badTargets);
+  if (badTargets.length > 0) return failWith(...badTargets);
 
   const reporter = createReporter({ json: flags.json ?? false, quiet: flags.quiet ?? false, tty: process.stdout.isTTY === true && process.stderr.isTTY === true });
   const opened = await openRemote(flags, (message) => reporter.warn(message), { pipelineRemote: pipeline.remote });
-  if (!opened.ok) return opened.exitCode;
+  if (!opened.ok) return opened;
+  const remote = opened.value;
   const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
-  const queue = flags.executor === 'queue' ? await openQueueRunner(flags.redis, opened.remote, cache) : undefined;
-  if (flags.executor === 'queue' && !queue) {
-    opened.remote?.close();
+  const queued = flags.executor === 'queue' ? await openQueueRunner(flags.redis, remote, cache) : undefined;
+  if (queued && !queued.ok) {
+    remote?.close();
     await cache.close();
-    return 2;
+    return failWith(queued.error);
   }
+  const queue = queued?.value;
   const startedAt = new Date();
   const git = gitState(pipeline.dir);
   const interrupt = new AbortController();
@@ -66,14 +69,14 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
       dryRun: flags.dryRun ?? false,
       failureMode: flags.keepGoing ? 'keep-going' : 'no-new',
       signal: interrupt.signal,
-      ...(opened.remote ? { remote: opened.remote } : {}),
+      ...(remote ? { remote } : {}),
       ...(queue ? { stageRunner: queue } : {}),
     });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await queue?.close();
-    opened.remote?.close();
+    remote?.close();
     await cache.close();
   }
   if (flags.json) {
@@ -81,15 +84,17 @@ export async function runCommand(file: string, flags: RunFlags): Promise<number>
     process.stdout.write(`${JSON.stringify({ pipeline: summary.pipeline, stages, ok: summary.ok }, null, 2)}\n`);
   }
   const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));
-  const badInput = failures.some((f) => f.reason !== 'stage-failed' || f.userError);
   // Bad input leaves the cache as it was, the run log included.
-  if (!flags.dryRun && !badInput) await recordRun(cache.root, runEntryFor(pipeline, summary, { startedAt, git: (await git) ?? null, overrides: flags.set ?? [] }));
-  if (interrupt.signal.aborted) return 130;
-  if (failures.length > 0) return badInput ? 2 : 1;
-  const failedChecks = summary.stages.flatMap((s) => (s.record?.failedChecks ?? []).map((check) => `stage "${s.id}": ${check}`));
-  for (const check of failedChecks) console.error(check);
-  const drops = flags.dryRun ? [] : await checkMaxDrop(pipeline, flags.baseline);
-  return failedChecks.length > 0 || drops.length > 0 ? 3 : 0;
+  if (!flags.dryRun && !failures.some(isUserError)) await recordRun(cache.root, runEntryFor(pipeline, summary, { startedAt, git: (await git) ?? null, overrides: flags.set ?? [] }));
+  if (interrupt.signal.aborted) return exitWith(130);
+  if (failures.length > 0) return failWith(...failures);
+  const gates = [...failedChecks(summary), ...(flags.dryRun ? [] : await checkMaxDrop(pipeline, flags.baseline))];
+  return gates.length > 0 ? failWith(...gates) : exitWith(0);
+}
+
+/** Each evaluate stage's `fail_under` that its metrics missed (also when cached). */
+function failedChecks(summary: RunSummary): Failure[] {
+  return summary.stages.flatMap((s) => (s.record?.failedChecks ?? []).map((detail) => ({ reason: 'gate-failed' as const, stage: s.id, detail })));
 }
 
 function stageJson(outcome: StageOutcome): Record<string, unknown> {

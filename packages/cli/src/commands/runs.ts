@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
-import { cacheDirFor, changedParams, findRun, flattenParams, listRuns, type RunEntry } from '@headstart/core';
+import { cacheDirFor, changedParams, findRun, flattenParams, listRuns, metricDirection, type RunEntry } from '@headstart/core';
+import { exitWith, failWith, type CommandResult } from '../command-result.js';
 import { formatDuration } from '../reporter.js';
 import { formatNumber, renderTable } from '../table.js';
 
@@ -22,16 +23,16 @@ function runsOf(pipelineFile: string, cacheDir: string | undefined): RunEntry[] 
 }
 
 /** `headstart runs`: the pipeline's past runs, newest last, with what changed and what they scored. */
-export async function runsCommand(pipelineFile: string, flags: RunsFlags): Promise<number> {
+export async function runsCommand(pipelineFile: string, flags: RunsFlags): Promise<CommandResult> {
   const runs = runsOf(pipelineFile, flags.cacheDir);
   const shown = runs.slice(-flags.limit);
   if (flags.json) {
     console.log(JSON.stringify(shown, null, 2));
-    return 0;
+    return exitWith(0);
   }
   if (runs.length === 0) {
     console.error(`${pipelineFile}: no runs recorded yet`);
-    return 0;
+    return exitWith(0);
   }
   const rows = shown.map((run) => {
     const previous = runs[runs.indexOf(run) - 1];
@@ -48,7 +49,7 @@ export async function runsCommand(pipelineFile: string, flags: RunsFlags): Promi
     ];
   });
   console.log(renderTable(['run', 'started (UTC)', 'commit', 'took', 'result', 'changed params', 'key metrics'], rows));
-  return 0;
+  return exitWith(0);
 }
 
 /** The first two metrics of each stage nothing consumes: enough to tell runs apart in a table row. */
@@ -63,39 +64,30 @@ function headline(keyMetrics: Record<string, number>): string {
 }
 
 /** `headstart compare RUN…`: params and metrics side by side; `--best METRIC` adds the best run. */
-export async function compareCommand(references: string[], flags: CompareFlags): Promise<number> {
+export async function compareCommand(references: string[], flags: CompareFlags): Promise<CommandResult> {
   const runs = runsOf(flags.pipeline, flags.cacheDir);
   const chosen: RunEntry[] = [];
   for (const reference of references) {
     const run = findRun(runs, reference);
-    if (!run) {
-      console.error(`${flags.pipeline}: no run "${reference}" (have: ${runs.map((r) => `#${r.number}`).join(', ') || 'none'}; also latest, latest~1)`);
-      return 2;
-    }
+    if (!run) return failWith({ reason: 'unknown-run', pipeline: flags.pipeline, run: reference, have: runs.map((r) => r.number) });
     chosen.push(run);
   }
   if (flags.best) {
     const best = bestRun(runs, flags.best);
-    if (!best) {
-      console.error(`${flags.pipeline}: no run recorded a metric "${flags.best}"`);
-      return 2;
-    }
+    if (!best) return failWith({ reason: 'unknown-metric', pipeline: flags.pipeline, metric: flags.best });
     console.error(`best by ${flags.best}: run #${best.run.number} (${best.metric} = ${formatNumber(best.value)})`);
     if (!chosen.includes(best.run)) chosen.unshift(best.run);
     if (chosen.length === 1 && runs.at(-1) !== best.run) chosen.push(runs.at(-1)!);
   }
-  if (chosen.length === 0) {
-    console.error('name runs to compare (e.g. `headstart compare 3 latest`) or give --best METRIC');
-    return 2;
-  }
+  if (chosen.length === 0) return failWith({ reason: 'usage', detail: 'name runs to compare (e.g. `headstart compare 3 latest`) or give --best METRIC' });
   const rows = comparisonRows(chosen, flags.all ?? false);
   if (flags.json) {
     console.log(JSON.stringify({ runs: chosen.map((run) => run.number), rows }, null, 2));
-    return 0;
+    return exitWith(0);
   }
   const header = ['', '', ...chosen.map((run) => `#${run.number}${run.git ? ` ${run.git.commit.slice(0, 7)}${run.git.dirty ? '+' : ''}` : ''}`)];
   console.log(renderTable(header, rows.map((row) => [row.kind, row.name, ...row.values.map((value) => (typeof value === 'number' ? formatNumber(value) : value === undefined ? '–' : JSON.stringify(value)))])));
-  return 0;
+  return exitWith(0);
 }
 
 interface ComparisonRow {
@@ -118,7 +110,7 @@ function comparisonRows(runs: RunEntry[], all: boolean): ComparisonRow[] {
 
 /** The run with the highest value of `metric` (`stage.metric`, or a bare name matched in any stage); lowest for losses. */
 function bestRun(runs: RunEntry[], metric: string): { run: RunEntry; metric: string; value: number } | undefined {
-  const lowerIsBetter = /loss|error/.test(metric);
+  const lowerIsBetter = metricDirection(metric.split('.').pop()!) === 'lower-is-better';
   let best: { run: RunEntry; metric: string; value: number } | undefined;
   for (const run of runs) {
     for (const [id, stage] of Object.entries(run.stages)) {

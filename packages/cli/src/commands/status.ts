@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { runPipeline } from '@headstart/core';
+import { exitWith, failWith, type CommandResult } from '../command-result.js';
 import { loadForCommand, openPipelineCache, type PipelineFlags } from '../load.js';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
 import { createReporter, describeOutcome } from '../reporter.js';
@@ -10,17 +11,18 @@ interface StatusFlags extends PipelineFlags, RemoteFlags {
 }
 
 /** A dry run: the same decisions `run` makes, reported with the reason for each stage that would run. */
-export async function statusCommand(file: string, flags: StatusFlags): Promise<number> {
+export async function statusCommand(file: string, flags: StatusFlags): Promise<CommandResult> {
   const loaded = await loadForCommand(file, flags);
-  if (!loaded.ok) return loaded.exitCode;
+  if (!loaded.ok) return loaded;
+  const pipeline = loaded.value;
   const reporter = createReporter({ json: true, quiet: true, tty: false });
   const quietReporter = { ...reporter, stageFinished: () => {}, stageStarted: () => {} };
-  const opened = await openRemote({ ...flags, push: 'never' }, (message) => reporter.warn(message), { pipelineRemote: loaded.pipeline.remote });
-  if (!opened.ok) return opened.exitCode;
-  const cache = openPipelineCache(loaded.pipeline, flags, (message) => reporter.warn(message));
-  const remote = opened.remote ? { remote: opened.remote } : {};
-  const summary = await runPipeline(loaded.pipeline, { cache, reporter: quietReporter, jobs: availableParallelism(), dryRun: true, ...remote }).finally(() => {
-    opened.remote?.close();
+  const opened = await openRemote({ ...flags, push: 'never' }, (message) => reporter.warn(message), { pipelineRemote: pipeline.remote });
+  if (!opened.ok) return opened;
+  const cache = openPipelineCache(pipeline, flags, (message) => reporter.warn(message));
+  const remote = opened.value ? { remote: opened.value } : {};
+  const summary = await runPipeline(pipeline, { cache, reporter: quietReporter, jobs: availableParallelism(), dryRun: true, ...remote }).finally(() => {
+    opened.value?.close();
     return cache.close();
   });
   const stale = summary.stages.filter((s) => s.status !== 'cached');
@@ -32,6 +34,6 @@ export async function statusCommand(file: string, flags: StatusFlags): Promise<n
     if (stale.length === 0) console.log('everything is up to date');
   }
   const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));
-  if (failures.length > 0) return 2;
-  return flags.check && stale.length > 0 ? 1 : 0;
+  if (failures.length > 0) return failWith(...failures);
+  return exitWith(flags.check && stale.length > 0 ? 1 : 0);
 }

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import sharp from 'sharp';
+import { sha256, StepUserError } from '@headstart/core';
 import type { Fit } from './dataset.js';
-import { sha256Hex } from './digest.js';
 
 // libvips's operation cache only helps when the same image is processed again, which a dataset never
 // does; without it each small image costs about a third less.
@@ -15,11 +15,14 @@ export function isImageFile(name: string): boolean {
   return IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
 }
 
-/** An image sharp could not read (corrupt, truncated, not an image); `reason` is sharp's message. */
-export class UnreadableImageError extends Error {
+/**
+ * An image sharp could not read (corrupt, truncated, empty, not an image); `reason` is sharp's message.
+ * A user error even when it escapes a caller that would have named the file.
+ */
+export class UnreadableImageError extends StepUserError {
+  override readonly name: string = 'UnreadableImageError';
   constructor(readonly reason: string) {
     super(`not a readable image (${reason})`);
-    this.name = 'UnreadableImageError';
   }
 }
 
@@ -32,7 +35,7 @@ export async function checkImageFile(file: string): Promise<string> {
   } catch (error) {
     throw new UnreadableImageError((error as Error).message);
   }
-  return sha256Hex(bytes);
+  return sha256(bytes);
 }
 
 /** Grayscale pixels (one byte each, row-major), as the npm dataset packages give them. */
@@ -54,11 +57,12 @@ export interface RgbOptions {
  * applied, alpha flattened onto the background, gray turned into three equal channels.
  */
 export async function toRgb(input: Uint8Array | GrayPixels, options: RgbOptions): Promise<Uint8Array> {
-  const image = input instanceof Uint8Array
-    ? sharp(input).rotate()
-    : sharp(input.pixels, { raw: { width: input.width, height: input.height, channels: 1 } });
   let data: Buffer;
   try {
+    // sharp's constructor throws too (an empty file: "Input Buffer is empty"), so it is inside the try.
+    const image = input instanceof Uint8Array
+      ? sharp(input).rotate()
+      : sharp(input.pixels, { raw: { width: input.width, height: input.height, channels: 1 } });
     data = await image
       .flatten({ background: options.background })
       .resize(options.size, options.size, { fit: options.fit, background: options.background })

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { PackageDataset, Split } from './dataset.js';
-import { sha256Hex } from './digest.js';
+import { sha256 } from '@headstart/core';
 import { sampleInOrder, seededRandom } from './random.js';
 
 /**
@@ -80,7 +80,7 @@ export async function selectPackageSamples(dataset: PackageDataset, options: Sel
       const chosen = options.limitPerClass === undefined
         ? members
         : sampleInOrder(members, options.limitPerClass, seededRandom(options.seed, 'select', dataset, label, split ?? 'all'));
-      for (const { index, pixels } of chosen) samples.push({ label, index, split, pixels, hash: sha256Hex(pixels) });
+      for (const { index, pixels } of chosen) samples.push({ label, index, split, pixels, hash: sha256(pixels) });
     }
   }
   return { samples, malformed };

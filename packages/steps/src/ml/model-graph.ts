@@ -8,6 +8,14 @@ interface InboundNode {
   inputTensors: SymbolicTensor[];
 }
 
+/** Every layer of `model`, those of nested models included. */
+export function* allLayers(model: Tfjs.LayersModel | Tfjs.layers.Layer): Generator<Layer> {
+  for (const layer of (model as Tfjs.LayersModel).layers ?? []) {
+    yield layer;
+    if ('layers' in layer) yield* allLayers(layer as unknown as Tfjs.LayersModel);
+  }
+}
+
 /** The layers of a model in topological order, without its InputLayers. */
 export function computeLayers(model: Tfjs.LayersModel): Layer[] {
   return model.layers.filter((layer) => layer.getClassName() !== 'InputLayer');

@@ -3,7 +3,7 @@ import type { SplitBatch } from '../data/dataset.js';
 import type { BackendName, Tf } from '../runtime/backend.js';
 import { toModelInput } from '../runtime/preprocessing.js';
 import { loadModelArtifact } from './model-artifact.js';
-import { PredictionPool } from './worker-pool.js';
+import { PredictionPool } from './prediction-pool.js';
 
 export interface ModelOutputsOptions {
   backend: BackendName;
@@ -11,21 +11,21 @@ export interface ModelOutputsOptions {
   /** The batches' image size (square, RGB). */
   size: number;
   batchSize: number;
-  /** Worker threads; with one, the model runs here. */
-  workers: number;
+  /** Prediction threads; with one, the model runs here. */
+  threads: number;
   signal: AbortSignal;
 }
 
 /**
- * A model artifact's output for every batch, in input order: on a pool of worker threads, or here,
- * where the model is loaded only when no worker does the predicting. Either way the bytes are the same.
+ * A model artifact's output for every batch, in input order: on a pool of prediction threads, or
+ * here, where the model is loaded only when no other thread does the predicting. Either way the bytes are the same.
  */
 export async function* modelOutputs(tf: Tf, batches: AsyncIterable<SplitBatch>, o: ModelOutputsOptions): AsyncGenerator<Float32Array> {
-  if (o.workers <= 1) {
+  if (o.threads <= 1) {
     yield* predictHere(tf, batches, o);
     return;
   }
-  const pool = await PredictionPool.start(o.workers, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: o.size, batchSize: o.batchSize });
+  const pool = await PredictionPool.start(o.threads, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: o.size, batchSize: o.batchSize });
   try {
     yield* pool.predict(batches, o.signal);
   } finally {

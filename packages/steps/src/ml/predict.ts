@@ -10,7 +10,7 @@ import { loadBackend, type BackendName } from '../runtime/backend.js';
 import { imageDecodingFor, type ImageDecoding } from './image-decoding.js';
 import { readModelMetadata, type ModelMetadata } from './model-artifact.js';
 import { modelOutputs } from './model-outputs.js';
-import { workerCount } from './worker-pool.js';
+import { predictionThreads } from './prediction-pool.js';
 
 /** What a folder is searched for: what load-data takes, and the other formats sharp reads. */
 export const PREDICT_EXTENSIONS: ReadonlySet<string> = new Set([...IMAGE_EXTENSIONS, '.gif', '.tif', '.tiff', '.avif']);
@@ -45,6 +45,7 @@ export interface ImagePrediction {
 export interface PredictSummary {
   predictions: ImagePrediction[];
   backend: BackendName;
+  /** Prediction threads that ran the model. */
   workers: number;
   decoding: ImageDecoding;
   /** The decoding is preprocess's defaults: neither the dataset nor an export's preprocessing.json said. */
@@ -63,16 +64,16 @@ export async function predictImages(options: PredictOptions): Promise<PredictSum
   const { tf, backend } = await loadBackend(undefined, { ...(options.log ? { log: options.log } : {}) });
   const batchSize = options.batchSize ?? 32;
   const signal = options.signal ?? new AbortController().signal;
-  const workers = workerCount(files.length, batchSize);
+  const threads = predictionThreads(files.length, batchSize);
   const batches = decodeBatches(files, decoding, batchSize, signal);
   const probabilities: Float32Array[] = [];
-  for await (const output of modelOutputs(tf, batches, { backend, modelDir: options.model, size: decoding.size, batchSize, workers, signal })) {
+  for await (const output of modelOutputs(tf, batches, { backend, modelDir: options.model, size: decoding.size, batchSize, threads, signal })) {
     probabilities.push(...classProbabilities(output, metadata));
     options.onProgress?.(probabilities.length, files.length);
   }
   const k = Math.min(options.topK ?? 3, metadata.classes.length);
   const predictions = files.map((path, i) => ({ path, top: topClasses(probabilities[i]!, metadata.classes, k) }));
-  return { predictions, backend, workers, decoding, assumed };
+  return { predictions, backend, workers: threads, decoding, assumed };
 }
 
 /** The image files under `paths`, in the order given; a folder's files sorted by path. */

@@ -1,8 +1,6 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { seededRandom, shuffleInPlace } from '../data/random.js';
 import type { Tf } from '../runtime/backend.js';
-import { SLICE_ROWS, dataParallelObstacle } from './data-parallel.js';
-import { DataParallelTrainer } from './train-pool.js';
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
 
@@ -98,41 +96,42 @@ export interface TensorSplit {
   count: number;
 }
 
+/** Trains a model one epoch at a time on one training split (and validates on one); `fitWithEarlyStopping` drives it. */
+export interface EpochTrainer {
+  /** Rows of the training split. */
+  readonly trainCount: number;
+  /** One epoch over the training split's rows in `order`: the mean loss and the accuracy. */
+  trainEpoch(order: Int32Array, signal: AbortSignal): Promise<{ loss: number; accuracy: number }>;
+  /** Loss and accuracy on the validation split; undefined without one. */
+  validate(): Promise<{ val_loss: number; val_accuracy: number } | undefined>;
+  close(): Promise<void>;
+}
+
 export interface FitOptions {
   epochs: number;
-  batchSize: number;
   seed: number;
   earlyStopping: EarlyStopping | null;
-  classWeight?: Record<number, number>;
-  /**
-   * Given: batches are computed in slices shared out between this many threads (data-parallel, see
-   * train-pool.ts; `trainingThreads` picks the number), which gives the same bits for any number of
-   * threads and each step tfjs's `fit` step within float rounding. Absent, or where slicing would
-   * change more than rounding (`log` says why): tfjs's `fit` on this thread.
-   */
-  threads?: number;
-  log?(line: string): void;
   signal: AbortSignal;
   onEpoch(record: EpochRecord): void;
 }
 
 /**
- * Trains epoch by epoch. The shuffle is ours (seeded), not tfjs's (Math.random), so a run on the same
- * backend is repeatable; with early stopping the best epoch's weights are restored at the end.
+ * Trains epoch by epoch with `trainer`, and closes it. The shuffle is ours (seeded), not tfjs's
+ * (Math.random), so a run on the same backend is repeatable; with early stopping the best epoch's
+ * weights are restored at the end.
  */
-export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, options: FitOptions): Promise<History> {
+export async function fitWithEarlyStopping(model: Tfjs.LayersModel, trainer: EpochTrainer, options: FitOptions): Promise<History> {
   const epochs: EpochResult[] = [];
   const monitor = options.earlyStopping?.monitor ?? 'val_loss';
   let best: { epoch: number; score: number; weights: Tfjs.Tensor[] } | undefined;
   let stoppedEarly = false;
-  const trainer = await startTrainer(tf, model, train, val, options);
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
       options.signal.throwIfAborted();
-      const record = trainer ? await trainOneEpochDataParallel(trainer, train, val, epoch, options) : await trainOneEpoch(tf, model, train, val, epoch, options);
+      const record = await trainEpoch(trainer, epoch, options);
       epochs.push(withoutWallTime(record));
       options.onEpoch(record);
-      const score = val ? (monitor === 'val_loss' ? -record.val_loss! : record.val_accuracy!) : -record.loss;
+      const score = record.val_loss !== undefined ? (monitor === 'val_loss' ? -record.val_loss : record.val_accuracy!) : -record.loss;
       if (!best || score > best.score) {
         best?.weights.forEach((w) => w.dispose());
         best = { epoch, score, weights: options.earlyStopping ? model.getWeights().map((w) => w.clone()) : [] };
@@ -145,76 +144,40 @@ export async function fitWithEarlyStopping(tf: Tf, model: Tfjs.LayersModel, trai
     return { epochs, best_epoch: options.earlyStopping ? best?.epoch ?? epochs.length : epochs.length, stopped_early: stoppedEarly };
   } finally {
     best?.weights.forEach((w) => w.dispose());
-    await trainer?.close();
+    await trainer.close();
   }
 }
 
-/** The sliced trainer when the caller gave `threads` and slicing changes nothing but rounding; else undefined (tfjs's fit). */
-async function startTrainer(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, options: FitOptions): Promise<DataParallelTrainer | undefined> {
-  if (options.threads === undefined) return undefined;
-  const obstacle = dataParallelObstacle(tf, model, options.classWeight);
-  if (obstacle) {
-    if (options.threads > 1) options.log?.(`training on one thread: ${obstacle}`);
-    return undefined;
-  }
-  try {
-    const trainer = await DataParallelTrainer.start(tf, model, { train, val }, options.threads, options.batchSize);
-    if (trainer.threads > 1) options.log?.(`training on ${trainer.threads} threads, each batch shared between them`);
-    else if (options.threads > 1) options.log?.(`training on one thread: threads share a batch in slices of ${SLICE_ROWS} rows, and a batch of ${options.batchSize} is one`);
-    return trainer;
-  } catch (error) {
-    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
-    options.log?.(`training on one thread: the worker threads could not start (${reason})`);
-    return DataParallelTrainer.start(tf, model, { train, val }, 1, options.batchSize);
-  }
-}
-
-function epochOrder(count: number, seed: number, epoch: number): number[] {
-  return shuffleInPlace([...Array(count).keys()], seededRandom(seed, 'epoch', epoch));
-}
-
-/** An epoch as `trainOneEpoch` trains it (same order, batches, loss and accuracy), each batch in slices shared between threads. */
-async function trainOneEpochDataParallel(trainer: DataParallelTrainer, train: TensorSplit, val: TensorSplit | undefined, epoch: number, options: FitOptions): Promise<EpochRecord> {
+async function trainEpoch(trainer: EpochTrainer, epoch: number, options: FitOptions): Promise<EpochRecord> {
   const started = performance.now();
-  const order = Int32Array.from(epochOrder(train.count, options.seed, epoch));
-  let [loss, correct] = [0, 0];
-  for (let start = 0; start < order.length; start += options.batchSize) {
-    options.signal.throwIfAborted();
-    const rows = order.subarray(start, start + options.batchSize);
-    const batch = await trainer.trainBatch(rows);
-    loss += batch.loss * rows.length;
-    correct += batch.correct;
-  }
-  const record: EpochRecord = { epoch, loss: loss / train.count, accuracy: correct / train.count, seconds: 0 };
-  if (val) {
-    const validation = await trainer.evaluate(options.batchSize);
-    Object.assign(record, { val_loss: validation.loss, val_accuracy: validation.accuracy });
-  }
+  const order = Int32Array.from(shuffleInPlace([...Array(trainer.trainCount).keys()], seededRandom(options.seed, 'epoch', epoch)));
+  const trained = await trainer.trainEpoch(order, options.signal);
+  const record: EpochRecord = { epoch, loss: trained.loss, accuracy: trained.accuracy, seconds: 0 };
+  const validation = await trainer.validate();
+  if (validation) Object.assign(record, validation);
   record.seconds = Math.round(performance.now() - started) / 1000;
   return record;
 }
 
-async function trainOneEpoch(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit, val: TensorSplit | undefined, epoch: number, options: FitOptions): Promise<EpochRecord> {
-  const started = performance.now();
-  const order = epochOrder(train.count, options.seed, epoch);
-  const indices = tf.tensor1d(order, 'int32');
-  const [x, y] = [tf.gather(train.x, indices), tf.gather(train.y, indices)];
-  indices.dispose();
-  try {
-    const fitted = await model.fit(x, y, {
-      epochs: 1,
-      batchSize: options.batchSize,
-      shuffle: false,
-      verbose: 0,
-      ...(options.classWeight ? { classWeight: options.classWeight } : {}),
-    });
-    const record: EpochRecord = { epoch, loss: lastValue(fitted.history['loss']), accuracy: lastValue(fitted.history['acc'] ?? fitted.history['accuracy']), seconds: 0 };
-    if (val) Object.assign(record, evaluateLossAndAccuracy(tf, model, val, options.batchSize));
-    record.seconds = Math.round(performance.now() - started) / 1000;
-    return record;
-  } finally {
-    tf.dispose([x, y]);
-  }
+/** Epochs as tfjs's `fit` trains them, on this thread. */
+export function fitEpochs(tf: Tf, model: Tfjs.LayersModel, splits: { train: TensorSplit; val?: TensorSplit | undefined }, o: { batchSize: number; classWeight?: Record<number, number> | undefined }): EpochTrainer {
+  const { train, val } = splits;
+  return {
+    trainCount: train.count,
+    async trainEpoch(order) {
+      const indices = tf.tensor1d(order, 'int32');
+      const [x, y] = [tf.gather(train.x, indices), tf.gather(train.y, indices)];
+      indices.dispose();
+      try {
+        const fitted = await model.fit(x, y, { epochs: 1, batchSize: o.batchSize, shuffle: false, verbose: 0, ...(o.classWeight ? { classWeight: o.classWeight } : {}) });
+        return { loss: lastValue(fitted.history['loss']), accuracy: lastValue(fitted.history['acc'] ?? fitted.history['accuracy']) };
+      } finally {
+        tf.dispose([x, y]);
+      }
+    },
+    validate: async () => (val ? evaluateLossAndAccuracy(tf, model, val, o.batchSize) : undefined),
+    close: async () => {},
+  };
 }
 
 function evaluateLossAndAccuracy(tf: Tf, model: Tfjs.LayersModel, split: TensorSplit, batchSize: number): { val_loss: number; val_accuracy: number } {

@@ -1,14 +1,13 @@
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type * as Tfjs from '@tensorflow/tfjs';
 import { BackendUnavailableError } from './errors.js';
 import { loadSimdKernels } from './simd-kernels.js';
+import type { Tf } from './tf.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 
-/** The `@tensorflow/tfjs` namespace; every runtime function takes it rather than importing it. */
-export type Tf = typeof Tfjs;
+export type { Tf } from './tf.js';
 
 /** Fastest first: the order `loadBackend()` tries them in. */
 export const BACKEND_NAMES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
@@ -8,7 +9,11 @@ import { isSha256Hex as isSha256, sha256 } from '@headstart/core';
 import { MODEL_JSON, manifestBytes, shardPaths } from './model-io.js';
 
 export interface DownloadOptions {
-  /** SHA-256 (hex) of the model.json bytes. Required: it pins the topology and its weight manifest. */
+  /**
+   * The model's pin (hex): SHA-256 of model.json's bytes followed by those of every weight shard in the
+   * order its manifest lists them, so it covers the topology and the weights alike. Computed by
+   * `cat model.json <shards in manifest order> | sha256sum`; a wrong pin's error names the right one.
+   */
   sha256: string;
   cacheDir: string;
   signal?: AbortSignal;
@@ -21,6 +26,13 @@ const RECEIPT = 'download.json';
 interface Receipt {
   url: string;
   files: Record<string, string>;
+}
+
+/** The pin of a model: SHA-256 over model.json's bytes, then each shard's in manifest order. */
+export function modelPin(jsonBytes: Uint8Array, shards: Iterable<Uint8Array>): string {
+  const hash = createHash('sha256').update(jsonBytes);
+  for (const bytes of shards) hash.update(bytes);
+  return hash.digest('hex');
 }
 
 /**
@@ -38,14 +50,16 @@ export async function downloadModel(url: string, options: DownloadOptions): Prom
   await rm(dir, { recursive: true, force: true });
   options.log?.(`downloading ${url}`);
   const jsonBytes = await fetchBytes(source, options.signal);
-  const actual = sha256(jsonBytes);
-  if (actual !== expected) {
-    throw new IntegrityError(`${url} has sha256 ${actual}, but the pipeline pins ${expected}: the model changed or the pin is wrong`);
-  }
   const json = parseModelJson(jsonBytes, url);
   const shards = await fetchShards(source, json, options.signal);
+  const actual = modelPin(jsonBytes, shards.values());
+  if (actual !== expected) {
+    throw new IntegrityError(
+      `${url} (model.json and its ${shards.size} weight file${shards.size === 1 ? '' : 's'}) has sha256 ${actual}, but the pipeline pins ${expected}: the model changed or the pin is wrong`,
+    );
+  }
   await writeDirAtomic(dir, async (tmp) => {
-    const files: Record<string, string> = { [MODEL_JSON]: actual };
+    const files: Record<string, string> = { [MODEL_JSON]: sha256(jsonBytes) };
     await writeFileAtomic(path.join(tmp, MODEL_JSON), jsonBytes);
     for (const [name, bytes] of shards) {
       await writeFileAtomic(path.join(tmp, name), bytes);
@@ -125,11 +139,10 @@ async function fetchShards(base: URL, json: Tfjs.io.ModelJSON, signal: AbortSign
 
 async function isIntact(dir: string): Promise<boolean> {
   try {
-    const receipt = JSON.parse(await readFile(path.join(dir, RECEIPT), 'utf8')) as Receipt;
-    for (const [name, hash] of Object.entries(receipt.files)) {
-      if (sha256(await readFile(path.join(dir, name))) !== hash) return false;
-    }
-    return receipt.files[MODEL_JSON] === path.basename(dir);
+    await readFile(path.join(dir, RECEIPT)); // written last: without it the download never finished
+    const jsonBytes = await readFile(path.join(dir, MODEL_JSON));
+    const shards = await Promise.all(shardPaths(parseModelJson(jsonBytes, dir)).map((name) => readFile(path.join(dir, name))));
+    return modelPin(jsonBytes, shards) === path.basename(dir);
   } catch {
     return false;
   }

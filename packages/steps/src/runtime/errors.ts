@@ -2,13 +2,11 @@ import { StepUserError } from '@headstart/core';
 
 /**
  * Errors a user can cause through a pipeline's parameters or environment (a bad model reference, a
- * checksum that does not match, a backend that cannot load here). The engine prints their message as
- * one line and exits with code 2; anything else thrown by the runtime is a bug.
+ * checksum that does not match, a backend that cannot load here). Like every StepUserError, the engine
+ * prints the message as one line and exits with code 2; anything else thrown by the runtime is a bug.
  */
 export class RuntimeUserError extends StepUserError {
   override readonly name: string = 'RuntimeUserError';
-  /** Marks the error for the engine without it having to import this class. */
-  readonly userError = true;
 }
 
 /** A backend named by `--backend` or `HEADSTART_BACKEND` cannot be loaded on this machine. */

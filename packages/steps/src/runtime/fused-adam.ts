@@ -1,6 +1,6 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { simdFor } from './simd-kernels.js';
-import type { Tf } from './wasm-kernels-util.js';
+import type { Tf } from './tf.js';
 
 /** The state tfjs-core's AdamOptimizer keeps (not in its public typings). */
 interface AdamInternals {
@@ -17,7 +17,7 @@ interface AdamInternals {
 
 /**
  * `optimizer.applyGradients(gradients)`, with Adam on wasm done by one SIMD pass per variable
- * instead of ≈ 15 small kernels (for MobileNetV2's blocks 10–16, ≈ 700 calls and 20 ms a step).
+ * instead of about 15 small kernels per variable (timings: bench/kernels/RESULTS.md).
  * It keeps the optimizer's own state (so its weights save and restore as before) and rounds every
  * operation as tfjs-core does, in the same order: the same bits (a unit test checks it).
  */

@@ -1,11 +1,11 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import type { Tf } from './wasm-kernels-util.js';
+import type { Tf } from './tf.js';
 
 /*
  * Kernels written directly in WebAssembly SIMD for what tfjs-backend-wasm can only build from many
  * small kernels (bench/kernels). The module imports the wasm backend's own memory, so it reads and
  * writes tensors where the backend keeps them: no copies. It is assembled from the text below with
- * wabt when the wasm backend loads (≈ 50 ms once per thread). Every loop adds in a fixed order, so a
+ * wabt when the wasm backend loads, once per thread. Every loop adds in a fixed order, so a
  * result does not depend on the thread or the run.
  */
 
@@ -146,7 +146,7 @@ const SOURCE = `
   })}
 
   ;; Batch normalization with per-channel factor = scale/sqrt(variance + eps): ((x - mean) * factor) + offset,
-  ;; rounded as the three broadcast kernels it replaces (wasm-kernels-faster.ts) round.
+  ;; rounded as the three broadcast kernels it replaces (wasm-kernels-overrides.ts) round.
   ${channelKernel('batchNorm', { rowWise: ['x', 'out'], channelWise: ['mean', 'factor', 'offset'], body: '(put $out (f.add (f.mul (f.sub (at $x) (at $mean)) (at $factor)) (at $offset)))' })}
 
   ;; out = (dy * a) * b per channel: batch normalization's input gradient (a = 1/sqrt(variance + eps), b = scale).
@@ -161,7 +161,7 @@ const SOURCE = `
   ;; relu's gradient as tfjs-core computes it, dy * step(x), NaN where x is NaN as there.
   ${channelKernel('reluGradient', { rowWise: ['dy', 'x', 'out'], channelWise: [], body: '(put $out (f.mul (at $dy) (f.add (step (at $x)) (nan (at $x)))))' })}
 
-  ;; relu6's gradient as wasm-kernels-faster.ts computes it, dy * (1 - (step(min - x) + step(x - max))),
+  ;; relu6's gradient as wasm-kernels-overrides.ts computes it, dy * (1 - (step(min - x) + step(x - max))),
   ;; NaN where x is NaN as there.
   ${channelKernel('clipGradient', {
     rowWise: ['dy', 'x', 'out'],

@@ -1,13 +1,14 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import { convInfo, dilate, window, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
+import { convInfo, dilate, window, type ConvGradAttrs, type Tensor4D } from './wasm-kernels-util.js';
+import type { Tf } from './tf.js';
 
 type ConvInfo = Tfjs.backend_util.Conv2DInfo;
 
 /**
  * dW[kh,kw,ci,co] = Σ_{n,oh,ow} x[n, oh·s+kh-pad, ow·s+kw-pad, ci] · dy[n,oh,ow,co]. A pointwise conv's
- * is one matMul, xᵀ·dy (with explicit transposes: wasm's matMul with transposeA is ~10× slower). Others
- * are one forward Conv2D: channels of x become the batch, the batch becomes the channels, dy becomes
- * the filter, and the stride becomes a dilation.
+ * is one matMul, xᵀ·dy (with explicit transposes: stock wasm's matMul with transposeA is a naive
+ * loop, see wasm-kernels-overrides.ts). Others are one forward Conv2D: channels of x become the
+ * batch, the batch becomes the channels, dy becomes the filter, and the stride becomes a dilation.
  */
 export function conv2dBackpropFilter(
   tf: Tf,
@@ -59,7 +60,7 @@ export function fullCorrelationInput(tf: Tf, dy: Tensor4D, info: ConvInfo): Tens
 }
 
 /**
- * xᵀ·dy as [ci, co]. XNNPACK packs matMul's second operand on every call (≈10 ns an element), so the
+ * xᵀ·dy as [ci, co]. XNNPACK packs matMul's second operand on every call (a cost per element), so the
  * narrower of x and dy goes second and the other is transposed first.
  */
 function pointwiseFilterGrad(tf: Tf, x: Tensor4D, dy: Tensor4D): Tfjs.Tensor2D {

@@ -1,16 +1,16 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { simdFor } from './simd-kernels.js';
 import { fullCorrelationInput } from './wasm-kernels-conv.js';
-import { convInfo, window, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
+import { convInfo, window, type ConvGradAttrs, type Tensor4D } from './wasm-kernels-util.js';
+import type { Tf } from './tf.js';
 
 type ConvInfo = Tfjs.backend_util.Conv2DInfo;
 
 /**
  * dW[kh,kw,c,m] = Σ_{n,oh,ow} x[n, oh·s+kh-pad, ow·s+kw-pad, c] · dy[n,oh,ow,c·M+m]: with multiplier 1
- * one pass of the SIMD kernel (simd-kernels.ts; 6×6×576, 16 rows: ≈ 1 ms against 6–9 ms), otherwise
- * one of two ways built from kernels XNNPACK runs fast, by which was faster for the shape
- * (bench/kernels). The issue's first sketch, K·K strided patches stacked for one batched matMul, was
- * 4× slower than either.
+ * one pass of the SIMD kernel (simd-kernels.ts), otherwise one of two ways built from kernels XNNPACK
+ * runs fast, by which was faster for the shape. K·K strided patches stacked for one batched matMul
+ * were slower than either (timings: bench/kernels/RESULTS.md).
  */
 export function depthwiseBackpropFilter(
   tf: Tf,
@@ -35,7 +35,7 @@ function geometry(info: ConvInfo): number[] {
 
 /**
  * XNNPACK's depthwise conv is fast for filters up to 5×5 and for dilated ones; a larger dy as the
- * filter (stride 1, maps above 5×5) goes tap by tap: 12×12×384, batch 32, 31 ms against 50 ms.
+ * filter (stride 1, maps above 5×5) goes tap by tap, which bench/kernels measured faster.
  */
 const MAX_FAST_FILTER = 25;
 
@@ -80,7 +80,7 @@ function tapByTap(tf: Tf, x: Tensor4D, dy: Tensor4D, info: ConvInfo): Tfjs.Tenso
 
 /**
  * With multiplier 1, one pass of the SIMD kernel that adds each dy pixel times each filter tap into
- * the input pixel it came from (6×6×576, 16 rows: ≈ 1 ms against 2.5 ms). Otherwise dx = the full
+ * the input pixel it came from (bench/kernels). Otherwise dx = the full
  * correlation of dy (dilated by the stride, padded by K−1−pad) with the spatially reversed filter, as
  * one depthwise conv over the C·M channels of dy, then summed over the multiplier.
  */

@@ -1,6 +1,6 @@
 import type * as Tfjs from '@tensorflow/tfjs';
+import type { Tf } from './tf.js';
 
-export type Tf = typeof Tfjs;
 export type Tensor4D = Tfjs.Tensor4D;
 export type Pad = 'valid' | 'same' | number | Tfjs.backend_util.ExplicitPadding;
 

@@ -1,14 +1,28 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { conv2dBackpropFilter, conv2dBackpropInput } from './wasm-kernels-conv.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './wasm-kernels-depthwise.js';
-import { fasterBatchNorm, fasterBatchNormGradient, fasterClipGradient, fasterIdentity, fasterMatMul, fasterReduce, fasterReluGradient, fasterTile } from './wasm-kernels-faster.js';
-import { asTensor, type ConvGradAttrs, type Tensor4D, type Tf } from './wasm-kernels-util.js';
+import type { Tf } from './tf.js';
+import { batchNormGradient, batchNormKernel, clipGradient, pooledReduceKernel, reluGradient, sharedIdentityKernel, tileKernel, transposedMatMulKernel } from './wasm-kernels-overrides.js';
+import { asTensor, type ConvGradAttrs, type Tensor4D } from './wasm-kernels-util.js';
 
 type KernelFunc = Tfjs.KernelConfig['kernelFunc'];
 type Attrs<T> = ConvGradAttrs & T;
 
 /** Configs this module registered, so a second call neither re-registers nor wraps its own kernels. */
 const ours = new WeakSet<object>();
+/** The kernelFunc (on wasm) and gradFunc this module registered last, by kernel name. */
+const kernelFuncs = new Map<string, KernelFunc>();
+const gradFuncs = new Map<string, Tfjs.GradConfig['gradFunc']>();
+
+/** The wasm kernelFunc registerWasmKernels registered for `kernelName`, if it registered one. */
+export function ourWasmKernel(kernelName: string): KernelFunc | undefined {
+  return kernelFuncs.get(kernelName);
+}
+
+/** The gradFunc registerWasmKernels registered for `kernelName`, if it registered one. */
+export function ourGradient(kernelName: string): Tfjs.GradConfig['gradFunc'] | undefined {
+  return gradFuncs.get(kernelName);
+}
 
 /**
  * Registers the kernels tfjs-backend-wasm 4.22 lacks and training needs (Conv2DBackpropFilter,
@@ -28,25 +42,26 @@ export function registerWasmKernels(tf: Tf): void {
   install(tf, 'DepthwiseConv2dNativeBackpropInput', (i, a) =>
     depthwiseBackpropInput(tf, t4(tf, i['dy']), t4(tf, i['filter']), a as Attrs<InputShape>),
   );
-  wrapStock(tf, 'BatchMatMul', (stock) => fasterMatMul(tf, stock));
-  wrapStock(tf, 'Tile', (stock) => fasterTile(tf, stock));
-  wrapStock(tf, 'Sum', (stock) => fasterReduce(tf, stock, false));
-  wrapStock(tf, 'Mean', (stock) => fasterReduce(tf, stock, true));
-  wrapStock(tf, 'Identity', (stock) => fasterIdentity(stock));
-  wrapStock(tf, 'FusedBatchNorm', (stock) => fasterBatchNorm(tf, stock));
-  wrapGradient(tf, 'Relu', (stock) => fasterReluGradient(tf, stock));
-  wrapGradient(tf, 'ClipByValue', (stock) => fasterClipGradient(tf, stock));
-  wrapGradient(tf, 'FusedBatchNorm', (stock) => fasterBatchNormGradient(tf, stock));
+  wrapStock(tf, 'BatchMatMul', (stock) => transposedMatMulKernel(tf, stock));
+  wrapStock(tf, 'Tile', (stock) => tileKernel(tf, stock));
+  wrapStock(tf, 'Sum', (stock) => pooledReduceKernel(tf, stock, false));
+  wrapStock(tf, 'Mean', (stock) => pooledReduceKernel(tf, stock, true));
+  wrapStock(tf, 'Identity', (stock) => sharedIdentityKernel(stock));
+  wrapStock(tf, 'FusedBatchNorm', (stock) => batchNormKernel(tf, stock));
+  wrapGradient(tf, 'Relu', (stock) => reluGradient(tf, stock));
+  wrapGradient(tf, 'ClipByValue', (stock) => clipGradient(tf, stock));
+  wrapGradient(tf, 'FusedBatchNorm', (stock) => batchNormGradient(tf, stock));
 }
 
 /** Replaces a kernel's gradient (for every backend: each replacement checks for wasm itself). */
-function wrapGradient(tf: Tf, kernelName: string, faster: (stock: Tfjs.GradConfig) => Tfjs.GradConfig): void {
+function wrapGradient(tf: Tf, kernelName: string, override: (stock: Tfjs.GradConfig) => Tfjs.GradConfig): void {
   const stock = tf.getGradient(kernelName);
   if (!stock || ours.has(stock)) return;
-  const config = faster(stock);
+  const config = override(stock);
   tf.unregisterGradient(kernelName);
   tf.registerGradient(config);
   ours.add(config);
+  gradFuncs.set(kernelName, config.gradFunc);
 }
 
 interface FilterShape {
@@ -68,13 +83,14 @@ function replace(tf: Tf, config: Tfjs.KernelConfig): void {
   if (tf.getKernel(config.kernelName, config.backendName)) tf.unregisterKernel(config.kernelName, config.backendName);
   tf.registerKernel(config);
   ours.add(config);
+  kernelFuncs.set(config.kernelName, config.kernelFunc);
 }
 
-/** Replaces a stock wasm kernel by a faster kernelFunc that falls back on the stock one. */
-function wrapStock(tf: Tf, kernelName: string, faster: (stock: KernelFunc) => KernelFunc): void {
+/** Replaces a stock wasm kernel by an override (wasm-kernels-overrides.ts) that falls back on the stock one. */
+function wrapStock(tf: Tf, kernelName: string, override: (stock: KernelFunc) => KernelFunc): void {
   const stock = tf.getKernel(kernelName, 'wasm');
   if (!stock || ours.has(stock)) return;
-  replace(tf, { ...stock, kernelFunc: faster(stock.kernelFunc) });
+  replace(tf, { ...stock, kernelFunc: override(stock.kernelFunc) });
 }
 
 function t4(tf: Tf, info: Tfjs.TensorInfo | undefined): Tensor4D {

@@ -68,7 +68,7 @@ export interface LoadBaseOptions {
   cacheDir: string;
   /** `file:` references resolve against it (the pipeline's directory). */
   baseDir?: string;
-  /** Required for `https://` references: SHA-256 of the model.json. */
+  /** Required for `https://` references: SHA-256 of model.json followed by its weight shards (see downloadModel). */
   sha256?: string;
   /** Square input size; the topology is rebuilt for it before loading. */
   inputSize?: number;
@@ -119,7 +119,7 @@ async function modelFilesFor(ref: string, options: LoadBaseOptions): Promise<Mod
   if (isBaseName(ref)) return nsfwjsModelFiles(ref as NsfwjsModel, options.cacheDir);
   if (ref.startsWith('file:')) return readModelFiles(path.resolve(options.baseDir ?? process.cwd(), ref.slice('file:'.length)));
   if (/^https?:\/\//.test(ref)) {
-    if (!options.sha256) throw new RuntimeUserError(`${ref}: a model URL needs its sha256 (of model.json) pinned`);
+    if (!options.sha256) throw new RuntimeUserError(`${ref}: a model URL needs its sha256 pinned (of model.json and its weight files: cat model.json <shards in manifest order> | sha256sum)`);
     const jsonPath = await downloadModel(ref, { sha256: options.sha256, cacheDir: options.cacheDir, ...opt(options) });
     return readModelFiles(jsonPath);
   }

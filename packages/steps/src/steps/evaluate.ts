@@ -1,11 +1,11 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepUserError, defineStep } from '@headstart/core';
 import { SPLITS, openSplit, splitFiles, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { classificationReport, confusionTable, type ClassificationReport } from '../ml/metrics.js';
 import { readModelMetadata, type ModelMetadata } from '../ml/model-artifact.js';
 import { modelOutputs } from '../ml/model-outputs.js';
-import { workerCount } from '../ml/worker-pool.js';
+import { predictionThreads } from '../ml/prediction-pool.js';
 import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 
 const GATED_METRICS = ['accuracy', 'top_k_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc'] as const;
@@ -63,6 +63,11 @@ export default defineStep<Params>({
     await writeReport(ctx.outputs['report']!, { split: ctx.params.split, base: metadata.base.ref, report, labels, probabilities, history: metadata.history ?? [], imagesFile: splitFiles(ctx.inputs['dataset']!, ctx.params.split).images });
     return { info: { backend, workers }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
   },
+  /** The numbers `run` returned, from the metrics.json it wrote. */
+  async summarize(ctx) {
+    const report = JSON.parse(await readFile(join(ctx.outputs['metrics']!, 'metrics.json'), 'utf8')) as ClassificationReport;
+    return { metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
+  },
 });
 
 async function predictSplit(
@@ -72,9 +77,9 @@ async function predictSplit(
   const classCount = metadata.classes.length;
   const labels = await source.readLabels();
   const probabilities = new Float32Array(source.count * classCount);
-  const workers = workerCount(source.count, o.batchSize);
+  const workers = predictionThreads(source.count, o.batchSize);
   let done = 0;
-  for await (const output of modelOutputs(tf, source.batches(o.batchSize), { ...o, size: source.size, workers, signal })) {
+  for await (const output of modelOutputs(tf, source.batches(o.batchSize), { ...o, size: source.size, threads: workers, signal })) {
     const rows = metadata.binary ? output.length : output.length / classCount;
     // A binary model's one sigmoid column p becomes the two columns (1 − p, p).
     probabilities.set(metadata.binary ? Float32Array.from({ length: rows * 2 }, (_, i) => (i % 2 ? output[i >> 1]! : 1 - output[i >> 1]!)) : output, done * classCount);

@@ -2,7 +2,7 @@ import { copyFile } from 'node:fs/promises';
 import { defineStep } from '@headstart/core';
 import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split, type SplitBatch } from '../data/dataset.js';
 import { featureFiles, prepareSplitDir, writeFeatureMetadata } from '../ml/features.js';
-import { PredictionPool, workerCount } from '../ml/worker-pool.js';
+import { PredictionPool, predictionThreads } from '../ml/prediction-pool.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import type { BaseModel } from '../runtime/base-model.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
@@ -28,7 +28,7 @@ export default defineStep<Params>({
     additionalProperties: false,
     properties: {
       base: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2, inception_v3, mnist_cnn, file:path/to/model.json or https://…/model.json' },
-      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of model.json; required for an https base' },
+      sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of model.json followed by its weight files in manifest order (cat model.json <shards> | sha256sum); required for an https base' },
       layer: { type: 'string', description: 'cut the base at this layer (default: its last conv activation)' },
       pooling: { enum: ['avg', 'none'], default: 'avg', description: 'global average pooling after the cut (none keeps the feature maps)' },
       batch_size: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
@@ -53,7 +53,7 @@ export default defineStep<Params>({
     const base = await loadBase(tf, ctx.params.base, { ...baseOptions, signal: ctx.signal, log: (line) => ctx.log.info(line) });
     const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
     const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
-    const workers = workerCount(total, ctx.params.batch_size);
+    const workers = predictionThreads(total, ctx.params.batch_size);
     const pool = workers > 1 ? await PredictionPool.start(workers, { backend, model: { kind: 'base', ref: ctx.params.base, options: baseOptions }, size: preprocessing.size, batchSize: ctx.params.batch_size }) : undefined;
     try {
       const budget = defaultMemoryBudget(backend);

@@ -5,14 +5,14 @@ import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, type PreprocessedSplit, type Split } from '../data/dataset.js';
 import { loadModelArtifact, saveModelArtifact, withPhase, type ModelMetadata } from '../ml/model-artifact.js';
 import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js';
-import { trainingThreads } from '../ml/train-pool.js';
-import { PredictionPool, workerCount } from '../ml/worker-pool.js';
+import { startEpochTrainer } from '../ml/data-parallel/epochs.js';
+import { PredictionPool, predictionThreads } from '../ml/prediction-pool.js';
 import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput } from '../runtime/preprocessing.js';
-import { registerWasmKernels } from '../runtime/wasm-kernels.js';
+import { metricsFromHistory } from '../ml/history-summary.js';
 
 interface Params extends TrainingParams {
   cache_boundary: boolean;
@@ -37,9 +37,9 @@ export default defineStep<Params>({
   },
   inputs: ['model', 'dataset'],
   outputs: ['model', 'history'],
+  summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
     const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
-    if (backend === 'wasm') registerWasmKernels(tf);
     const { model, metadata } = await loadModelArtifact(tf, ctx.inputs['model']!);
     try {
       if (firstTrainableIndex(model) < 0) throw new StepUserError('nothing in the model is trainable: put an unfreeze stage before fine-tune');
@@ -51,16 +51,14 @@ export default defineStep<Params>({
       const started = performance.now();
       const data = await loadTrainingData({ tf, datasetDir: ctx.inputs['dataset']!, modelDir: ctx.inputs['model']!, metadata, lower: split?.lower, backend, budget, signal: ctx.signal });
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      if (split) ctx.log.info(`cached the frozen part's output ${split.boundaryShape.join('×')} for ${data.train.count + (data.val?.count ?? 0)} images in ${seconds} s (${data.workers} worker${data.workers > 1 ? 's' : ''}); training ${trained.layers.length - 1} layers`);
+      if (split) ctx.log.info(`cached the frozen part's output ${split.boundaryShape.join('×')} for ${data.train.count + (data.val?.count ?? 0)} images in ${seconds} s (${data.threads} worker${data.threads > 1 ? 's' : ''}); training ${trained.layers.length - 1} layers`);
       try {
         trained.compile({ optimizer: makeOptimizer(tf, ctx.params), loss: metadata.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
-        const history = await fitWithEarlyStopping(tf, trained, data.train, data.val, {
+        const trainer = await startEpochTrainer(tf, trained, data, { batchSize: ctx.params.batch_size, log: (line) => ctx.log.info(line) });
+        const history = await fitWithEarlyStopping(trained, trainer, {
           epochs: ctx.params.epochs,
-          batchSize: ctx.params.batch_size,
           seed: ctx.seed,
           earlyStopping: data.val ? ctx.params.early_stopping : null,
-          threads: trainingThreads(data.train.count, ctx.params.batch_size),
-          log: (line) => ctx.log.info(line),
           signal: ctx.signal,
           onEpoch: (r) => {
             ctx.progress(r.epoch, ctx.params.epochs, 'epochs');
@@ -96,17 +94,17 @@ interface TrainingInputs {
 
 /**
  * The train and val splits as tensors: the lower part's activations when the model was split (computed
- * once here, instead of once per epoch, on worker threads when there are enough images), the scaled
+ * once here, instead of once per epoch, on prediction threads when there are enough images), the scaled
  * images otherwise.
  */
-async function loadTrainingData(o: TrainingInputs): Promise<{ train: TensorSplit; val?: TensorSplit; workers: number }> {
+async function loadTrainingData(o: TrainingInputs): Promise<{ train: TensorSplit; val?: TensorSplit; threads: number }> {
   const train = await openSplit(o.datasetDir, 'train');
   const val = await openSplit(o.datasetDir, 'val').catch(() => undefined);
-  const workers = o.lower ? workerCount(train.count + (val?.count ?? 0), INPUT_BATCH) : 1;
-  const pool = workers > 1 ? await PredictionPool.start(workers, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir, part: 'frozen' }, size: train.size, batchSize: INPUT_BATCH }) : undefined;
+  const threads = o.lower ? predictionThreads(train.count + (val?.count ?? 0), INPUT_BATCH) : 1;
+  const pool = threads > 1 ? await PredictionPool.start(threads, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir, part: 'frozen' }, size: train.size, batchSize: INPUT_BATCH }) : undefined;
   try {
     const trainTensors = await splitTensors(o, 'train', train, pool);
-    return val ? { train: trainTensors, val: await splitTensors(o, 'val', val, pool), workers } : { train: trainTensors, workers };
+    return val ? { train: trainTensors, val: await splitTensors(o, 'val', val, pool), threads } : { train: trainTensors, threads };
   } finally {
     await pool?.close();
   }

@@ -3,7 +3,7 @@ import { defineStep, StepUserError } from '@headstart/core';
 import type { StepContext } from '@headstart/core';
 import { csvDependencies, readCsvDataset } from '../data/csv-manifest.js';
 import type { DatasetManifest, ManifestEntry, PackageDataset } from '../data/dataset.js';
-import { PACKAGE_DATASETS, writeDatasetManifest } from '../data/dataset.js';
+import { PACKAGE_DATASETS, readDatasetManifest, writeDatasetManifest } from '../data/dataset.js';
 import { checkImageFile, UnreadableImageError } from '../data/image.js';
 import type { FoundImage, FoundImages } from '../data/image-folder.js';
 import { scanImageFolder } from '../data/image-folder.js';
@@ -59,9 +59,17 @@ export default defineStep<LoadDataParams>({
     await writeDatasetManifest(ctx.outputs.dataset!, manifest);
     const perSplit = countSplits(manifest.entries);
     ctx.log.info(`${manifest.entries.length} samples, ${manifest.classes.length} classes${perSplit}`);
-    return { metrics: { samples: manifest.entries.length, classes: manifest.classes.length } };
+    return { metrics: manifestMetrics(manifest) };
+  },
+  /** The counts `run` returned, from the manifest it wrote. */
+  async summarize(ctx) {
+    return { metrics: manifestMetrics(await readDatasetManifest(ctx.outputs['dataset']!)) };
   },
 });
+
+function manifestMetrics(manifest: DatasetManifest): Record<string, number> {
+  return { samples: manifest.entries.length, classes: manifest.classes.length };
+}
 
 function sourceDependencies(params: LoadDataParams): string[] {
   if (params.source === 'image-folder') return [params.path!];

@@ -1,11 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defineStep, StepUserError } from '@headstart/core';
+import { defineStep, sha256, StepUserError } from '@headstart/core';
 import type { StepContext } from '@headstart/core';
 import { augmentImage, drawAugmentation } from '../data/augment.js';
 import type { AugmentSettings, Fit, ManifestEntry, Normalization, PackageDataset, PreprocessingInfo, Split } from '../data/dataset.js';
-import { CLASSES_FILE, normalizationRange, PREPROCESSING_FILE, readDatasetManifest, SplitWriter, SPLITS } from '../data/dataset.js';
-import { sha256Hex } from '../data/digest.js';
+import { CLASSES_FILE, normalizationRange, PREPROCESSING_FILE, readDatasetManifest, readPreprocessing, SplitWriter, SPLITS } from '../data/dataset.js';
 import { isColour, toRgb, UnreadableImageError } from '../data/image.js';
 import { loadPackagePixels, PACKAGE_IMAGE_SIZE, pixelKey } from '../data/npm-datasets.js';
 import { forEachBatch } from '../data/parallel.js';
@@ -79,6 +78,10 @@ export default defineStep<PreprocessParams>({
   params: preprocessParamsSchema,
   inputs: ['dataset'],
   outputs: ['dataset'],
+  /** The split sizes `run` returned, from the preprocessing.json it wrote. */
+  async summarize(ctx) {
+    return { metrics: splitCounts((await readPreprocessing(ctx.outputs['dataset']!)).splits) };
+  },
   async run(ctx) {
     const { params } = ctx;
     if (!(await isColour(params.background))) throw new StepUserError(`background: "${params.background}" is not a colour`);
@@ -86,6 +89,7 @@ export default defineStep<PreprocessParams>({
     const { classes, entries } = await readDatasetManifest(ctx.inputs.dataset!);
     const splits = assignSplits(entries, { ratios: params.split, keepSplits: params.keep_splits, valFromTrain: params.val_from_train, seed });
     warnUnusedValFromTrain(ctx, entries);
+    warnUnusedRatios(ctx, entries);
     const augment = augmentSettings(ctx);
     const members = SPLITS.map((split) => [split, orderOf(split, splits, seed)] as const).filter(([, rows]) => rows.length > 0);
     const total = members.reduce((n, [split, rows]) => n + rows.length * (split === 'train' && augment ? 1 + augment.copies : 1), 0);
@@ -96,7 +100,7 @@ export default defineStep<PreprocessParams>({
     await writeFile(join(out, CLASSES_FILE), `${JSON.stringify(classes, null, 2)}\n`);
     await writeFile(join(out, PREPROCESSING_FILE), `${JSON.stringify(preprocessingInfo(params, counts, augment, seed), null, 2)}\n`);
     ctx.log.info(`${SPLITS.map((s) => `${s} ${counts[s] ?? 0}`).join(', ')} images of ${params.size}×${params.size}`);
-    return { metrics: Object.fromEntries(SPLITS.map((s) => [`${s}_images`, counts[s] ?? 0])) };
+    return { metrics: splitCounts(counts) };
   },
 });
 
@@ -105,6 +109,17 @@ function warnUnusedValFromTrain(ctx: StepContext<PreprocessParams>, entries: rea
   const has = (split: Split) => ctx.params.keep_splits && entries.some((e) => e.split === split);
   if (has('val')) ctx.log.warn('val_from_train is ignored: the data has its own val split');
   else if (!has('train')) ctx.log.warn('val_from_train is ignored: the data has no predefined train split (split ratios apply)');
+}
+
+/** Ratios the user wrote that no sample gets (every one keeps its predefined split) would otherwise vanish silently. */
+function warnUnusedRatios(ctx: StepContext<PreprocessParams>, entries: readonly ManifestEntry[]): void {
+  const { split: ratios, keep_splits: keepSplits, val_from_train: valFromTrain } = ctx.params;
+  if (!keepSplits || entries.length === 0 || entries.some((e) => e.split === null)) return;
+  if (SPLITS.every((s) => ratios[s] === preprocessParamsSchema.properties.split.default[s])) return;
+  const predefined = SPLITS.filter((s) => entries.some((e) => e.split === s));
+  const reason = `split is ignored: every sample has a predefined split (${predefined.join(', ')})`;
+  if (predefined.includes('val') || valFromTrain > 0) ctx.log.warn(`${reason}; keep_splits: false splits them all by the ratios`);
+  else ctx.log.warn(`${reason}; for a val split, set val_from_train (the fraction of train, per class, moved to val)`);
 }
 
 function augmentSettings(ctx: StepContext<PreprocessParams>): AugmentSettings | null {
@@ -183,14 +198,14 @@ async function decodeEntry(job: Job, entry: ManifestEntry): Promise<Uint8Array> 
     const pixels = job.packagePixels.get(entry.source)?.get(pixelKey(entry.label, entry.index!));
     const name = `${entry.source} class ${entry.label} #${entry.index}`;
     if (!pixels) throw new StepUserError(`${name}: not a well-formed sample of the ${entry.source} package`);
-    if (entry.hash && sha256Hex(pixels) !== entry.hash) throw new StepUserError(`${name}: differs from the sample load-data listed (another ${entry.source} version?)`);
+    if (entry.hash && sha256(pixels) !== entry.hash) throw new StepUserError(`${name}: differs from the sample load-data listed (another ${entry.source} version?)`);
     return toRgb({ pixels, width: PACKAGE_IMAGE_SIZE, height: PACKAGE_IMAGE_SIZE }, options);
   }
   const path = entry.path!;
   const bytes = await readFile(resolve(job.ctx.workdir, path)).catch((error: NodeJS.ErrnoException) => {
     throw error.code === 'ENOENT' ? new StepUserError(`${path}: not found (load-data listed it)`) : error;
   });
-  if (entry.hash && sha256Hex(bytes) !== entry.hash) throw new StepUserError(`${path}: changed since load-data listed it; run the pipeline again`);
+  if (entry.hash && sha256(bytes) !== entry.hash) throw new StepUserError(`${path}: changed since load-data listed it; run the pipeline again`);
   try {
     return await toRgb(bytes, options);
   } catch (error) {
@@ -207,6 +222,10 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
     at += part.length;
   }
   return out;
+}
+
+function splitCounts(counts: Partial<Record<Split, number>>): Record<string, number> {
+  return Object.fromEntries(SPLITS.map((s) => [`${s}_images`, counts[s] ?? 0]));
 }
 
 function preprocessingInfo(params: PreprocessParams, splits: Partial<Record<Split, number>>, augment: AugmentSettings | null, seed: number): PreprocessingInfo {

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { defineStep, treeHash, type RestoreContext, type Sha256Hex } from '@headstart/core';
+import { assertInsideWorkspace, boundaryOf, copyResolvingLinks, defineStep, treeHash, type RestoreContext, type Sha256Hex, type WorkspacePath } from '@headstart/core';
 
 interface ShellParams {
   run: string;
@@ -41,10 +41,20 @@ export default defineStep<ShellParams>({
   },
   outputs: (params) => Object.keys(outsByName(params.outs)),
   deps: (params) => params.deps,
+  workspacePaths: (params) => [
+    ...params.deps.map((path, index): WorkspacePath => ({ path, param: ['deps', index] })),
+    ...(Array.isArray(params.outs)
+      ? params.outs.map((path, index): WorkspacePath => ({ path, param: ['outs', index] }))
+      : Object.entries(params.outs).map(([name, path]): WorkspacePath => ({ path, param: ['outs', name] }))),
+  ],
   async run(ctx) {
     const { execa } = await import('execa');
+    // Checked when the pipeline loaded; again here, since a link may have appeared since (or on a worker).
+    const boundary = boundaryOf(ctx.workdir, [{ path: ctx.cacheDir, what: 'the cache directory' }]);
+    const outs = Object.values(outsByName(ctx.params.outs));
+    for (const path of outs) assertInsideWorkspace(boundary, path);
     // Like DVC: outs belong to the stage, so a re-run starts without the previous run's files.
-    for (const path of Object.values(outsByName(ctx.params.outs))) await rm(resolve(ctx.workdir, path), { recursive: true, force: true });
+    for (const path of outs) await rm(resolve(ctx.workdir, path), { recursive: true, force: true });
     const stderrTail: string[] = [];
     const child = execa(ctx.params.run, {
       shell: true,
@@ -75,18 +85,24 @@ export default defineStep<ShellParams>({
     for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
       const source = resolve(ctx.workdir, path);
       if (!existsSync(source)) throw new Error(`the command did not create ${path} (declared in outs)`);
+      // The command may have made the out, or a folder above it, a link out of the workspace.
+      assertInsideWorkspace(boundary, path);
       const isDirectory = statSync(source).isDirectory();
-      // A folder's artifact is its content; a file's artifact is a folder holding that one file.
-      await cp(source, isDirectory ? ctx.outputs[name]! : join(ctx.outputs[name]!, basename(source)), { recursive: true });
+      // A folder's artifact is its content; a file's artifact is a folder holding that one file. A link
+      // is stored as the bytes it points to (copyResolvingLinks refuses one that leaves the workspace).
+      await copyResolvingLinks(source, isDirectory ? ctx.outputs[name]! : join(ctx.outputs[name]!, basename(source)), ctx.workdir, "the pipeline's directory");
       kinds[`out.${name}`] = isDirectory ? 'dir' : 'file';
     }
     return { info: kinds };
   },
   async restore(ctx) {
+    const boundary = boundaryOf(ctx.workdir);
     for (const [name, path] of Object.entries(outsByName(ctx.params.outs))) {
+      assertInsideWorkspace(boundary, path);
       const target = resolve(ctx.workdir, path);
-      const cached = ctx.info[`out.${name}`] === 'dir' ? ctx.outputs[name]! : join(ctx.outputs[name]!, basename(target));
       if (existsSync(target) && (await matchesArtifact(target, ctx.hashes[name]!, ctx.digest))) continue;
+      const artifact = await ctx.output(name);
+      const cached = ctx.info[`out.${name}`] === 'dir' ? artifact : join(artifact, basename(target));
       await rm(target, { recursive: true, force: true });
       await cp(cached, target, { recursive: true });
     }

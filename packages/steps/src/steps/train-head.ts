@@ -4,9 +4,10 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
 import { saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { loadBase } from '../runtime/zoo.js';
+import { metricsFromHistory } from '../ml/history-summary.js';
 
 type HeadLayer = { dense: number; activation?: string } | { dropout: number } | { batch_norm: true };
 
@@ -44,6 +45,7 @@ export default defineStep<Params>({
   },
   inputs: ['features'],
   outputs: ['model', 'head', 'history'],
+  summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
     const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
     const featuresDir = ctx.inputs['features']!;
@@ -60,13 +62,13 @@ export default defineStep<Params>({
     head.compile({ optimizer: makeOptimizer(tf, p), loss: p.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
     const [trainTensors, valTensors] = [toTensors(tf, train, classes.length, p.binary), val && toTensors(tf, val, classes.length, p.binary)];
     try {
-      const history = await fitWithEarlyStopping(tf, head, trainTensors, valTensors, {
+      const classWeight = p.class_weight === 'balanced' ? balancedClassWeights(train.labels, classes.length) : undefined;
+      const trainer = fitEpochs(tf, head, { train: trainTensors, val: valTensors }, { batchSize: p.batch_size, classWeight });
+      const history = await fitWithEarlyStopping(head, trainer, {
         epochs: p.epochs,
-        batchSize: p.batch_size,
         seed: ctx.seed,
         earlyStopping: p.early_stopping,
         signal: ctx.signal,
-        ...(p.class_weight === 'balanced' ? { classWeight: balancedClassWeights(train.labels, classes.length) } : {}),
         onEpoch: (r) => {
           ctx.progress(r.epoch, p.epochs, 'epochs');
           ctx.log.info(describeEpoch(r));

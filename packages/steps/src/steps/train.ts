@@ -4,11 +4,11 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, readPreprocessing, type Split } from '../data/dataset.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { loadBackend, type Tf } from '../runtime/backend.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
-import { registerWasmKernels } from '../runtime/wasm-kernels.js';
+import { metricsFromHistory } from '../ml/history-summary.js';
 
 type LayerSpec =
   | { conv: number; kernel?: number; activation?: string }
@@ -51,9 +51,9 @@ export default defineStep<Params>({
   },
   inputs: ['dataset'],
   outputs: ['model', 'history'],
+  summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
     const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
-    if (backend === 'wasm') registerWasmKernels(tf);
     const datasetDir = ctx.inputs['dataset']!;
     const info = await readPreprocessing(datasetDir);
     if (!info.splits.train) throw new StepUserError('the dataset has no train split');
@@ -64,9 +64,9 @@ export default defineStep<Params>({
     const model = buildModel(tf, preprocessing.inputSize, train.classes.length, ctx.params.layers, ctx.seed);
     try {
       model.compile({ optimizer: makeOptimizer(tf, ctx.params), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-      const history = await fitWithEarlyStopping(tf, model, train.tensors, val?.tensors, {
+      const trainer = fitEpochs(tf, model, { train: train.tensors, val: val?.tensors }, { batchSize: ctx.params.batch_size });
+      const history = await fitWithEarlyStopping(model, trainer, {
         epochs: ctx.params.epochs,
-        batchSize: ctx.params.batch_size,
         seed: ctx.seed,
         earlyStopping: val ? ctx.params.early_stopping : null,
         signal: ctx.signal,

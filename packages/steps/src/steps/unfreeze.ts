@@ -42,6 +42,16 @@ export default defineStep<Params>({
       model.dispose();
     }
   },
+  /** The trainable parameter count `run` returned, from the model it saved. */
+  async summarize(ctx) {
+    const { tf } = await loadBackend(undefined);
+    const { model } = await loadModelArtifact(tf, ctx.outputs['model']!);
+    try {
+      return { metrics: { trainable_params: countParams(model.trainableWeights) } };
+    } finally {
+      model.dispose();
+    }
+  },
 });
 
 function firstUnfrozen(baseLayers: Tfjs.layers.Layer[], params: Params): number {

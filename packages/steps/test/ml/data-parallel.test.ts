@@ -1,12 +1,15 @@
 import type { LayersModel, Tensor, Tensor2D } from '@tensorflow/tfjs';
 import type * as WorkerThreads from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DataParallelTrainer, trainingThreads } from '../../src/ml/train-pool.js';
-import { fitWithEarlyStopping, type FitOptions, type History, type TensorSplit } from '../../src/ml/training.js';
+import { startEpochTrainer } from '../../src/ml/data-parallel/epochs.js';
+import { planTraining } from '../../src/ml/data-parallel/plan.js';
+import { DataParallelTrainer } from '../../src/ml/data-parallel/trainer.js';
+import { threadsFor } from '../../src/ml/threads/thread-count.js';
+import { fitEpochs, fitWithEarlyStopping, type FitOptions, type History, type TensorSplit } from '../../src/ml/training.js';
 import { freezeBatchNorm, loadModel, MNIST_CNN_DIR } from '../../src/runtime/index.js';
 import { mnistDigits, wasm } from '../runtime/helpers.js';
 
-/** Every worker thread the code under test starts, to check that none outlives training. */
+/** Every thread the code under test starts, to check that none outlives training. */
 const started = vi.hoisted(() => [] as WorkerThreads.Worker[]);
 vi.mock('node:worker_threads', async (importOriginal) => {
   const actual = await importOriginal<typeof WorkerThreads>();
@@ -85,24 +88,18 @@ describe('a data-parallel step', () => {
 });
 
 describe('fitWithEarlyStopping on 2 threads', () => {
-  const options = (threads: number | undefined, log: string[]): FitOptions => ({
-    epochs: 3,
-    batchSize: 32,
-    seed: 7,
-    earlyStopping: { patience: 2, monitor: 'val_loss' },
-    ...(threads === undefined ? {} : { threads }),
-    log: (line) => log.push(line),
-    signal: new AbortController().signal,
-    onEpoch: () => {},
-  });
+  const options: FitOptions = { epochs: 3, seed: 7, earlyStopping: { patience: 2, monitor: 'val_loss' }, signal: new AbortController().signal, onEpoch: () => {} };
+  /** Trains with the epoch trainer planTraining picks for `threads` threads (batches of 32 unless said), logging into `log`. */
+  const fitOn = async (threads: number, model: LayersModel, splits: { train: TensorSplit; val?: TensorSplit }, log: string[], fit: Partial<FitOptions> = {}, batchSize = 32) =>
+    fitWithEarlyStopping(model, await startEpochTrainer(tf, model, splits, { batchSize, threads, log: (line) => log.push(line) }), { ...options, ...fit });
 
   it('gives exactly the history and weights it gives on one thread, and those of tfjs fit within rounding', async () => {
     const [train, val] = [digits(20, 'start'), digits(5, 'end')];
     const [fitted, single, parallel] = [await smallConvNet(), await smallConvNet(), await smallConvNet()];
     const log: string[] = [];
-    const byFit = await fitWithEarlyStopping(tf, fitted, train, val, options(undefined, log));
-    const one = await fitWithEarlyStopping(tf, single, train, val, options(1, log));
-    const two = await fitWithEarlyStopping(tf, parallel, train, val, options(2, log));
+    const byFit = await fitWithEarlyStopping(fitted, fitEpochs(tf, fitted, { train, val }, { batchSize: 32 }), options);
+    const one = await fitOn(1, single, { train, val }, log);
+    const two = await fitOn(2, parallel, { train, val }, log);
     expect(log).toEqual(['training on 2 threads, each batch shared between them']);
     const withoutTimes = (history: History) => ({ ...history, epochs: history.epochs.map((record) => ({ ...record, seconds: 0 })) });
     expect(withoutTimes(two)).toEqual(withoutTimes(one));
@@ -121,7 +118,7 @@ describe('fitWithEarlyStopping on 2 threads', () => {
     const model = await smallConvNet();
     freezeBatchNorm(model, 'frozen'); // conv2_bn and conv3_bn are trainable: they train as in Keras
     const log: string[] = [];
-    await fitWithEarlyStopping(tf, model, train, undefined, { ...options(2, log), epochs: 1 });
+    await fitOn(2, model, { train }, log, { epochs: 1 });
     expect(log).toEqual(['training on one thread: conv2_bn normalises with batch statistics']);
     expect(started).toEqual([]);
     model.dispose();
@@ -132,14 +129,14 @@ describe('fitWithEarlyStopping on 2 threads', () => {
     const train = digits(8, 'start');
     const model = await smallConvNet();
     const log: string[] = [];
-    await fitWithEarlyStopping(tf, model, train, undefined, { ...options(2, log), epochs: 1, batchSize: 16 });
+    await fitOn(2, model, { train }, log, { epochs: 1 }, 16);
     expect(log).toEqual(['training on one thread: threads share a batch in slices of 16 rows, and a batch of 16 is one']);
     expect(started).toEqual([]);
     model.dispose();
     dispose(train);
   });
 
-  it('stays on one thread, saying why, when the workers cannot build the model', async () => {
+  it('stays on one thread, saying why, when the training threads cannot build the model', async () => {
     class Doubling extends tf.layers.Layer {
       static readonly className = 'TestDoubling'; // registered in this thread only, as a custom layer of a step file would be
       override call(inputs: Tensor | Tensor[]): Tensor {
@@ -151,8 +148,8 @@ describe('fitWithEarlyStopping on 2 threads', () => {
     model.compile({ optimizer: tf.train.adam(0.001), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
     const train = digits(8, 'start');
     const log: string[] = [];
-    const history = await fitWithEarlyStopping(tf, model, train, undefined, { ...options(2, log), epochs: 1 });
-    expect(log).toEqual([expect.stringMatching(/^training on one thread: the worker threads could not start \(.*TestDoubling/)]);
+    const history = await fitOn(2, model, { train }, log, { epochs: 1 });
+    expect(log).toEqual([expect.stringMatching(/^training on one thread: the training threads could not start \(training thread: .*TestDoubling/)]);
     expect(history.epochs).toHaveLength(1);
     expect(history.epochs[0]!.loss).toBeGreaterThan(0);
     expect(started).toHaveLength(1);
@@ -160,13 +157,12 @@ describe('fitWithEarlyStopping on 2 threads', () => {
     dispose(train);
   });
 
-  it('stops its worker threads when aborted', async () => {
+  it('stops its training threads when aborted', async () => {
     const train = digits(20, 'start');
     const model = await smallConvNet();
     const controller = new AbortController();
     const epochs: number[] = [];
-    const fit = fitWithEarlyStopping(tf, model, train, undefined, {
-      ...options(2, []),
+    const fit = fitOn(2, model, { train }, [], {
       earlyStopping: null,
       signal: controller.signal,
       onEpoch: (record) => {
@@ -182,16 +178,39 @@ describe('fitWithEarlyStopping on 2 threads', () => {
   });
 });
 
-describe('trainingThreads', () => {
+describe('threadsFor', () => {
   afterEach(() => {
     delete process.env['HEADSTART_WORKERS'];
   });
 
-  it('takes --workers (HEADSTART_WORKERS) when the split has four batches per thread, else one', () => {
+  it('takes --workers (HEADSTART_WORKERS) when the work has four batches per thread, else one', () => {
     process.env['HEADSTART_WORKERS'] = '3';
-    expect(trainingThreads(3 * 32 * 4, 32)).toBe(3);
-    expect(trainingThreads(3 * 32 * 4 - 1, 32)).toBe(1);
+    expect(threadsFor(3 * 32 * 4, 32)).toBe(3);
+    expect(threadsFor(3 * 32 * 4 - 1, 32)).toBe(1);
     process.env['HEADSTART_WORKERS'] = '1';
-    expect(trainingThreads(10_000, 32)).toBe(1);
+    expect(threadsFor(10_000, 32)).toBe(1);
+  });
+});
+
+describe('planTraining', () => {
+  afterEach(() => {
+    delete process.env['HEADSTART_WORKERS'];
+  });
+
+  it('gives no more threads than a batch has slices, and the split-size rule when no count is given', async () => {
+    const model = await smallConvNet();
+    expect(planTraining(tf, model, { samples: 100, batchSize: 32, threads: 8 })).toEqual({ sliced: true, threads: 2 });
+    expect(planTraining(tf, model, { samples: 100, batchSize: 64, threads: 3 })).toEqual({ sliced: true, threads: 3 });
+    process.env['HEADSTART_WORKERS'] = '2';
+    expect(planTraining(tf, model, { samples: 2 * 32 * 4, batchSize: 32 })).toEqual({ sliced: true, threads: 2 });
+    expect(planTraining(tf, model, { samples: 2 * 32 * 4 - 1, batchSize: 32 })).toEqual({ sliced: true, threads: 1 });
+    model.dispose();
+  });
+
+  it('leaves class-weighted training to tfjs fit, saying why only when more threads were wanted', async () => {
+    const model = await smallConvNet();
+    expect(planTraining(tf, model, { samples: 100, batchSize: 32, threads: 2, classWeight: { 0: 2 } })).toEqual({ sliced: false, threads: 1, oneThreadBecause: 'class weights are not split over threads' });
+    expect(planTraining(tf, model, { samples: 100, batchSize: 32, threads: 1, classWeight: { 0: 2 } })).toEqual({ sliced: false, threads: 1 });
+    model.dispose();
   });
 });

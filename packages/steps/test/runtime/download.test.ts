@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ let server: Server;
 let origin: string;
 
 /** The committed mnist_cnn, re-published with its weights split into two shards in a subfolder. */
-async function publish(): Promise<{ json: Buffer; traversal: Buffer }> {
+async function publish(): Promise<{ json: Buffer; shards: Buffer[]; traversal: Buffer }> {
   const json = JSON.parse(await readFile(path.join(MNIST_CNN_DIR, 'model.json'), 'utf8'));
   const weights = await readFile(path.join(MNIST_CNN_DIR, 'weights.bin'));
   const half = Math.floor(weights.length / 2);
@@ -29,11 +30,12 @@ async function publish(): Promise<{ json: Buffer; traversal: Buffer }> {
   json.weightsManifest[0].paths = ['../secret.bin'];
   const traversal = Buffer.from(JSON.stringify(json));
   await writeFile(path.join(served, 'm', 'evil.json'), traversal);
-  return { json: bytes, traversal };
+  return { json: bytes, shards: [weights.subarray(0, half), weights.subarray(half)], traversal };
 }
 
 const published = await publish();
-const modelSha = sha256(published.json);
+/** The pin: model.json then its shards in manifest order, as `cat model.json shards/a.bin shards/b.bin | sha256sum` gives it. */
+const modelSha = sha256(Buffer.concat([published.json, ...published.shards]));
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -81,9 +83,32 @@ describe('models from a URL pinned by sha256', () => {
     expect(error).toBeInstanceOf(IntegrityError);
     expect(error).toBeInstanceOf(RuntimeUserError);
     expect((error as Error).message).toBe(
-      `${origin}/m/model.json has sha256 ${modelSha}, but the pipeline pins ${wrong}: the model changed or the pin is wrong`,
+      `${origin}/m/model.json (model.json and its 2 weight files) has sha256 ${modelSha}, but the pipeline pins ${wrong}: the model changed or the pin is wrong`,
     );
     await expect(readdir(path.join(cacheDir, 'downloads'))).rejects.toThrow();
+  });
+
+  it('the pin covers the weights: a shard replaced by other bytes of the same size is refused', async () => {
+    const cacheDir = path.join(root, 'cache-shard');
+    const shard = path.join(served, 'm', 'shards', 'b.bin');
+    const good = await readFile(shard);
+    const other = randomBytes(good.length);
+    await writeFile(shard, other);
+    try {
+      const error = await loadBase(tf, `${origin}/m/model.json`, { cacheDir, sha256: modelSha }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(IntegrityError);
+      const replaced = sha256(Buffer.concat([published.json, published.shards[0]!, other]));
+      expect((error as Error).message).toContain(`has sha256 ${replaced}, but the pipeline pins ${modelSha}`);
+      await expect(readdir(path.join(cacheDir, 'downloads'))).rejects.toThrow();
+    } finally {
+      await writeFile(shard, good);
+    }
+  });
+
+  it('a pin of model.json alone (which leaves the weights open) is refused, naming the pin to use', async () => {
+    const error = await loadBase(tf, `${origin}/m/model.json`, { cacheDir: path.join(root, 'cache-json-only'), sha256: sha256(published.json) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IntegrityError);
+    expect((error as Error).message).toContain(`has sha256 ${modelSha}, but the pipeline pins ${sha256(published.json)}`);
   });
 
   it('re-downloads a cached file that no longer matches', async () => {
@@ -100,7 +125,7 @@ describe('models from a URL pinned by sha256', () => {
   });
 
   it.each([
-    ['no pin', `/m/model.json`, undefined, /needs its sha256 \(of model\.json\) pinned/],
+    ['no pin', `/m/model.json`, undefined, /needs its sha256 pinned \(of model\.json and its weight files: cat model\.json <shards in manifest order> \| sha256sum\)/],
     ['a malformed pin', `/m/model.json`, 'abc', /must be 64 hex digits/],
     ['a weight path leaving the folder', `/m/evil.json`, 'traversal', /lists weight file "\.\.\/secret\.bin"; only plain relative paths/],
     ['a missing file', `/m/missing.json`, 'any', /HTTP 404/],

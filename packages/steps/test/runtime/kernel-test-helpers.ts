@@ -1,6 +1,7 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import { loadBackend } from '../../src/runtime/index.js';
+import { ourGradient, ourWasmKernel } from '../../src/runtime/wasm-kernels.js';
 
 /** What both kernel test files compare: the wasm backend against the cpu backend on the same inputs. */
 export const { tf } = await loadBackend('wasm');
@@ -25,6 +26,23 @@ export async function onWasmAndCpu(compute: () => Tensor[]): Promise<[Float32Arr
   } finally {
     await loadBackend('wasm');
   }
+}
+
+/**
+ * Checks that wasm runs the kernel registerWasmKernels registered for `kernelName`, not the stock one:
+ * a comparison with the cpu backend alone would pass with the stock kernel too.
+ */
+export function expectOurKernel(kernelName: string): void {
+  const ours = ourWasmKernel(kernelName);
+  expect(ours, `registerWasmKernels registered no ${kernelName}`).toBeDefined();
+  expect(tf.getKernel(kernelName, 'wasm')?.kernelFunc).toBe(ours);
+}
+
+/** Checks that tfjs differentiates `kernelName` with the gradient registerWasmKernels registered. */
+export function expectOurGradient(kernelName: string): void {
+  const ours = ourGradient(kernelName);
+  expect(ours, `registerWasmKernels registered no ${kernelName} gradient`).toBeDefined();
+  expect(tf.getGradient(kernelName)?.gradFunc).toBe(ours);
 }
 
 /** max |a − b| / max |b|. */

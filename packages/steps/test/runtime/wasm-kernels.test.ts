@@ -1,7 +1,7 @@
 import type { NamedAttrMap, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { registerWasmKernels } from '../../src/runtime/index.js';
-import { SIZES, onWasmAndCpu, outSize, relativeError, tf, type Pad } from './kernel-test-helpers.js';
+import { SIZES, expectOurGradient, expectOurKernel, onWasmAndCpu, outSize, relativeError, tf, type Pad } from './kernel-test-helpers.js';
 
 const EXPLICIT: Pad = [[0, 0], [2, 1], [0, 2], [0, 0]];
 
@@ -34,8 +34,9 @@ function convGradients({ stride, k, pad, h, w }: Case): Tensor[] {
 }
 
 describe('conv2d gradients on wasm', () => {
-  it('Conv2DBackpropFilter is registered (tfjs-backend-wasm 4.22 has none)', () => {
-    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+  it('are ours: Conv2DBackpropFilter (tfjs-backend-wasm 4.22 has none) and Conv2DBackpropInput', () => {
+    expectOurKernel('Conv2DBackpropFilter');
+    expectOurKernel('Conv2DBackpropInput');
   });
 
   it.each(cases)('match the cpu backend: stride $stride, kernel $k, pad $padName, $h×$w', async (c) => {
@@ -67,6 +68,8 @@ describe('conv2d gradients on wasm', () => {
 });
 
 describe('matMul with a transposed operand on wasm', () => {
+  it('is ours', () => expectOurKernel('BatchMatMul'));
+
   it.each([
     [false, true],
     [true, false],
@@ -101,6 +104,8 @@ describe('Tile on wasm', () => {
     ['bool (wasm kernel)', [1, 2], [3, 1], 'bool'],
   ];
 
+  it('is ours', () => expectOurKernel('Tile'));
+
   it.each(tiles)('matches the cpu backend: %s', async (_, shape, reps, dtype) => {
     const make = () => {
       const values = tf.randomNormal(shape, 0, 3, 'float32', 5);
@@ -122,6 +127,11 @@ describe('Sum and Mean on wasm', () => {
     ['a small tensor (stock kernel)', [4, 5, 6], [0, 1], true],
   ];
 
+  it('are ours', () => {
+    expectOurKernel('Sum');
+    expectOurKernel('Mean');
+  });
+
   it.each(reductions)('match the cpu backend: %s', async (_, shape, axis, keepDims) => {
     const reduce = () => {
       const x = tf.randomNormal(shape, 1, 1, 'float32', 12);
@@ -133,6 +143,13 @@ describe('Sum and Mean on wasm', () => {
 });
 
 describe('batch normalization and relu6 on wasm', () => {
+  it('are ours: FusedBatchNorm, Identity and the Relu and ClipByValue (relu6) gradients', () => {
+    expectOurKernel('FusedBatchNorm');
+    expectOurKernel('Identity');
+    expectOurGradient('Relu');
+    expectOurGradient('ClipByValue');
+  });
+
   it('FusedBatchNorm matches the cpu backend, with and without scale and offset', async () => {
     const normalize = () => {
       const x = tf.randomNormal([4, 5, 6, 7], 0, 2, 'float32', 13);
@@ -176,6 +193,8 @@ describe('batch normalization and relu6 on wasm', () => {
 });
 
 describe('batch normalization gradient on wasm', () => {
+  it('is ours', () => expectOurGradient('FusedBatchNorm'));
+
   it('matches the cpu backend for x, mean, variance, scale and offset', async () => {
     const gradients = () => {
       const x = tf.randomNormal([4, 5, 6, 7], 0, 1, 'float32', 6);

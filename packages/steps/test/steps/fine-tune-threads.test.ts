@@ -44,7 +44,7 @@ async function fineTuneWith(workers: number) {
   return { infos: run.recorded.infos, history, weights: await weights(run.outputs['model']!) };
 }
 
-describe('fine-tune on worker threads', () => {
+describe('fine-tune on several threads', () => {
   it('with --workers 2 shares every batch between two threads and trains exactly the weights one thread trains', async () => {
     const one = await fineTuneWith(1);
     const two = await fineTuneWith(2);

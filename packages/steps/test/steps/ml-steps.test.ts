@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StepUserError } from '@headstart/core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import type { Tensor } from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import evaluate from '../../src/steps/evaluate.js';
 import extractFeatures from '../../src/steps/extract-features.js';
 import fineTune from '../../src/steps/fine-tune.js';
@@ -9,6 +10,7 @@ import loadData from '../../src/steps/load-data.js';
 import preprocess from '../../src/steps/preprocess.js';
 import trainHead from '../../src/steps/train-head.js';
 import unfreeze from '../../src/steps/unfreeze.js';
+import { loadBackend } from '../../src/runtime/backend.js';
 import { NpyReader } from '../../src/runtime/npy.js';
 import { runStep, tempDir } from '../data/fixtures.js';
 
@@ -31,6 +33,24 @@ async function modelJson(dir: string): Promise<{ modelTopology: { model_config?:
 function trainableByLayer(json: Awaited<ReturnType<typeof modelJson>>): Record<string, boolean> {
   const layers = json.modelTopology.config!.layers;
   return Object.fromEntries(layers.map((layer) => [layer.config.name, layer.config.trainable]));
+}
+
+/** Rows of input that went through the frozen layer `name` (a Conv2D) while `run` ran, and what it returned. */
+async function rowsThroughLayer<T>(name: string, run: () => Promise<T>): Promise<{ count: number; result: T }> {
+  const { tf } = await loadBackend();
+  let prototype = Object.getPrototypeOf(tf.layers.conv2d({ filters: 1, kernelSize: 1 })) as object;
+  while (!Object.prototype.hasOwnProperty.call(prototype, 'call')) prototype = Object.getPrototypeOf(prototype) as object;
+  const convCall = vi.spyOn(prototype as { call(inputs: Tensor | Tensor[]): Tensor }, 'call');
+  try {
+    const result = await run();
+    const count = convCall.mock.calls.reduce((rows, [inputs], i) => {
+      const layer = convCall.mock.contexts[i] as { name: string };
+      return layer.name === name ? rows + (Array.isArray(inputs) ? inputs[0]! : inputs).shape[0]! : rows;
+    }, 0);
+    return { count, result };
+  } finally {
+    convCall.mockRestore();
+  }
 }
 
 beforeAll(async () => {
@@ -97,10 +117,17 @@ describe('unfreeze', () => {
 describe('fine-tune and evaluate', () => {
   it('trains the part above the first trainable layer on activations cached once', async () => {
     const frozenBase = await runStep(unfreeze, { last: 1 }, { workdir, inputs: { model: head.outputs['model']! } });
-    const tuned = await runStep(fineTune, { epochs: 2, lr: 0.001 }, { workdir, inputs: { model: frozenBase.outputs['model']!, dataset }, seed: 1 });
-    const history = JSON.parse(await readFile(path.join(tuned.outputs['history']!, 'history.json'), 'utf8'));
-    expect(history).toMatchObject({ phase: 'fine-tune', cached_boundary: true });
-    expect(history.epochs.length).toBeGreaterThan(0);
+    const fineTuned = async (cacheBoundary: boolean) => {
+      const rows = await rowsThroughLayer('conv1', () => runStep(fineTune, { epochs: 2, lr: 0.001, cache_boundary: cacheBoundary }, { workdir, inputs: { model: frozenBase.outputs['model']!, dataset }, seed: 1 }));
+      return { rows: rows.count, history: JSON.parse(await readFile(path.join(rows.result.outputs['history']!, 'history.json'), 'utf8')) };
+    };
+    const cached = await fineTuned(true);
+    expect(cached.history).toMatchObject({ phase: 'fine-tune', cached_boundary: true });
+    expect(cached.history.epochs).toHaveLength(2);
+    expect(cached.rows).toBe(60 + 30); // the train and val images, once each
+    const uncached = await fineTuned(false);
+    expect(uncached.history).toMatchObject({ cached_boundary: false });
+    expect(uncached.rows).toBeGreaterThanOrEqual(2 * (60 + 30)); // every image, every epoch
   });
 
   it('evaluate writes the metrics and reports a failed fail_under', async () => {

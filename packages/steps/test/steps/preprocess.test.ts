@@ -167,6 +167,19 @@ describe('preprocess augmentation', () => {
     expect((await readPreprocessing(augmented.outputs.dataset!)).splits).toEqual({ train: 18, test: 4 });
   });
 
+  it('warns that split ratios are ignored when every sample has a predefined split, naming val_from_train', async () => {
+    const split = { train: 0.834, val: 0.083, test: 0.083 };
+    const ignored = await prep(workdir, dataset, { size: 8, split });
+    expect(ignored.recorded.warnings).toEqual([
+      'split is ignored: every sample has a predefined split (train, test); for a val split, set val_from_train (the fraction of train, per class, moved to val)',
+    ]);
+    expect((await readPreprocessing(ignored.outputs.dataset!)).splits).toEqual({ train: 6, test: 4 });
+    const carved = await prep(workdir, dataset, { size: 8, split, val_from_train: 0.34 });
+    expect(carved.recorded.warnings).toEqual(['split is ignored: every sample has a predefined split (train, test); keep_splits: false splits them all by the ratios']);
+    expect((await prep(workdir, dataset, { size: 8 })).recorded.warnings).toEqual([]);
+    expect((await prep(workdir, dataset, { size: 8, split, keep_splits: false })).recorded.warnings).toEqual([]);
+  });
+
   it('keeps predefined splits, or carves val out of train with val_from_train', async () => {
     const { outputs, recorded } = await prep(workdir, dataset, { size: 8, val_from_train: 0.34 });
     expect(recorded.warnings).toEqual([]);

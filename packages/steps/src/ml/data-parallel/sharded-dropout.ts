@@ -1,5 +1,6 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import type { Tf } from '../runtime/backend.js';
+import type { Tf } from '../../runtime/backend.js';
+import { allLayers } from '../model-graph.js';
 
 /** Rows [offset, offset + rows) of a batch of `batchSize`, computed by one participant of a data-parallel step. */
 export interface Shard {
@@ -67,12 +68,4 @@ function patch(tf: Tf, layer: DropoutLayer): void {
       return tf.mul(x, tf.div(tf.floor(tf.add(rows, keep)), keep));
     });
   };
-}
-
-/** Every layer of `model`, those of nested models included. */
-export function* allLayers(model: Tfjs.LayersModel | Tfjs.layers.Layer): Generator<Tfjs.layers.Layer> {
-  for (const layer of (model as Tfjs.LayersModel).layers ?? []) {
-    yield layer;
-    if ('layers' in layer) yield* allLayers(layer as unknown as Tfjs.LayersModel);
-  }
 }

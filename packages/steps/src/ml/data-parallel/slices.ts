@@ -1,17 +1,16 @@
 import type * as Tfjs from '@tensorflow/tfjs';
-import type { Tf } from '../runtime/backend.js';
-import { batchNormTrains } from '../runtime/batch-norm.js';
-import { allLayers, withShard, type Shard } from './sharded-dropout.js';
+import type { Tf } from '../../runtime/backend.js';
+import { withShard, type Shard } from './sharded-dropout.js';
 
 /*
- * The arithmetic of a data-parallel step, shared by the main thread and the replicas in worker threads.
+ * The arithmetic of a data-parallel step, shared by the main thread and the replicas in other threads.
  * A batch is cut into slices of SLICE_ROWS rows. For each slice a participant computes the sum of its
  * rows' losses divided by the size of the whole batch, and the gradients of that: the slices'
  * gradients add up to those of the batch's mean loss, the gradient tfjs's `fit` applies. They are
  * added in slice order, whichever thread computed which slice, so every number of threads gives the
  * same bits. That matters: with Adam, a difference in the last bit of a gradient near zero changes
  * the step's sign, and over an epoch of a MobileNetV2 fine-tune such differences grow like a change
- * of seed would (measured: 0.5829 against 0.6101 epoch loss for tfjs's fit and a 2-thread split).
+ * of seed would (bench/kernels/RESULTS.md, "Data-parallel step").
  */
 
 /** Rows of a batch one thread computes at a time: small enough to share a batch of 32, large enough to run near full-batch speed. */
@@ -33,33 +32,11 @@ function compiledOf(model: Tfjs.LayersModel): Compiled {
   return compiled.lossFunctions ? compiled : (compiled.model ?? compiled);
 }
 
-/** Layers whose output depends on the batch they see, not only on each row. */
-const BATCH_DEPENDENT = ['GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'SpatialDropout1D'];
-
 /** The named loss a compiled model trains with, or undefined if it is a function or several. */
 export function namedLoss(model: Tfjs.LayersModel): string | undefined {
   const loss = compiledOf(model).loss;
   const single = Array.isArray(loss) && loss.length === 1 ? loss[0] : loss;
   return typeof single === 'string' ? single : undefined;
-}
-
-/**
- * Why computing a batch in slices would change the step by more than float rounding (or, on a
- * multi-threaded native backend, gain nothing), or undefined. Dropout is no obstacle (see
- * sharded-dropout.ts); batch statistics are.
- */
-export function dataParallelObstacle(tf: Tf, model: Tfjs.LayersModel, classWeight?: Record<number, number>): string | undefined {
-  if (tf.getBackend() !== 'wasm') return `the ${tf.getBackend()} backend is not the single-threaded wasm one`;
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'the model has more than one input or output';
-  if (!namedLoss(model)) return 'the loss is not one named loss';
-  if (classWeight) return 'class weights are not split over threads';
-  for (const layer of allLayers(model)) {
-    const name = layer.getClassName();
-    if (name === 'BatchNormalization' && batchNormTrains(layer, true)) return `${layer.name} normalises with batch statistics`;
-    if (BATCH_DEPENDENT.includes(name)) return `${layer.name} (${name}) is not split over threads`;
-    if ((layer as unknown as { activityRegularizer?: unknown }).activityRegularizer) return `${layer.name} has an activity regularizer`;
-  }
-  return undefined;
 }
 
 /** The slices of a batch of `rows` rows: [start, end) each, all SLICE_ROWS long but the last. */

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /**
- * A module hook (run in the worker) for when only TypeScript sources exist: it transpiles `.ts` files
+ * A module hook (run in the thread) for when only TypeScript sources exist: it transpiles `.ts` files
  * with the `typescript` package (a devDependency of the workspace) and maps a relative `./x.js` import
  * to `./x.ts` when there is no `x.js`.
  */
@@ -28,14 +28,14 @@ export async function load(url, context, next) {
 }`;
 
 /**
- * Starts a worker thread running `script`, a compiled module beside the caller. Where it has not been
- * compiled (unit tests run the TypeScript sources), the worker runs its `.ts` source through a
- * transpiling module hook instead, so tests exercise the same threads a built CLI starts.
+ * Starts a thread running `script`, a compiled module. Where it has not been compiled (unit tests run
+ * the TypeScript sources), the thread runs its `.ts` source through a transpiling module hook
+ * instead, so tests exercise the same threads a built CLI starts.
  */
-export function startWorker(script: URL, options: WorkerOptions): Worker {
+export function startThread(script: URL, options: WorkerOptions): Worker {
   if (existsSync(fileURLToPath(script))) return new Worker(script, options);
   const source = new URL(script.href.replace(/\.js$/, '.ts'));
-  if (!existsSync(fileURLToPath(source))) throw new Error(`worker script ${fileURLToPath(script)} is missing: build the package`);
+  if (!existsSync(fileURLToPath(source))) throw new Error(`thread script ${fileURLToPath(script)} is missing: build the package`);
   const hooks = `data:text/javascript,${encodeURIComponent(TYPESCRIPT_HOOKS)}`;
   const bootstrap = [
     "import { register } from 'node:module';",

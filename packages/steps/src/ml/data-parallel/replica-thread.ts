@@ -1,18 +1,17 @@
 /**
- * A worker thread of data-parallel training (train-pool.ts): its own TensorFlow.js backend and a
+ * A replica thread of data-parallel training (trainer.ts): its own TensorFlow.js backend and a
  * replica of the model, whose trainable weights it reloads from shared memory whenever the main thread
  * published new ones. It computes the losses and gradients of its slices of a batch, or the losses and
  * correct predictions of its chunks of the validation split; the main thread applies the update.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import type * as Tfjs from '@tensorflow/tfjs';
-import { loadBackend, type Tf } from '../runtime/backend.js';
-import { freezeBatchNorm } from '../runtime/batch-norm.js';
-import { evaluateChunks, sizeOf, sliceBounds, sliceGradients } from './data-parallel.js';
+import { loadBackend, type Tf } from '../../runtime/backend.js';
+import { freezeBatchNorm } from '../../runtime/batch-norm.js';
+import { serveRequests } from '../threads/thread-group.js';
+import { gradientBlock, type EvaluateRequest, type ReplicaRequest, type ReplicaSetup, type SharedSplit, type StepRequest, type Sums } from './protocol.js';
 import { shardDropout } from './sharded-dropout.js';
-import type { ReplicaRequest, ReplicaSetup, SharedSplit, Sums } from './train-pool.js';
-
-type Request = Extract<ReplicaRequest, { kind: 'step' }> | Extract<ReplicaRequest, { kind: 'evaluate' }>;
+import { evaluateChunks, sizeOf, sliceBounds, sliceGradients } from './slices.js';
 
 /**
  * The replica: the same layers, wiring and weights as the main thread's model. Every BatchNormalization
@@ -53,20 +52,20 @@ class Replica {
     private readonly setup: ReplicaSetup,
   ) {}
 
-  handle(request: Request): Sums {
+  handle(request: ReplicaRequest): Sums {
     this.loadWeights(request.weights);
     return request.kind === 'step' ? this.step(request) : this.evaluate(request);
   }
 
   /** Each of slices [first, end) of the batch: its gradients into its block of `grads`, its sums into the reply. */
-  private step(request: Extract<Request, { kind: 'step' }>): Sums {
+  private step(request: StepRequest): Sums {
     const sums: Sums = { loss: [], correct: [] };
     const slices = sliceBounds(request.rows.length).slice(request.first, request.end);
     for (const [block, [start, end]] of slices.entries()) {
       const [x, y] = rowsOf(this.tf, this.model, this.setup.train, request.rows.subarray(start, end));
       const slice = sliceGradients(this.tf, this.model, x, y, { offset: start, batchSize: request.rows.length });
       this.tf.dispose([x, y]);
-      this.writeGradients(slice.grads, block * this.setup.trainable.length);
+      this.writeGradients(slice.grads, gradientBlock(block, this.setup.trainable.length));
       sums.loss.push(slice.loss);
       sums.correct.push(slice.correct);
     }
@@ -85,7 +84,7 @@ class Replica {
     });
   }
 
-  private evaluate(request: Extract<Request, { kind: 'evaluate' }>): Sums {
+  private evaluate(request: EvaluateRequest): Sums {
     const val = this.setup.val;
     if (!val) throw new Error('no validation split was shared');
     const start = request.first * request.chunkRows;
@@ -113,19 +112,9 @@ class Replica {
   }
 }
 
-const setup = workerData as ReplicaSetup;
-const port = parentPort!;
-try {
+await serveRequests<ReplicaRequest, Sums>(async () => {
+  const setup = workerData as ReplicaSetup;
   const { tf } = await loadBackend(setup.backend);
   const replica = new Replica(tf, await buildReplica(tf, setup), setup);
-  port.on('message', (request: Request) => {
-    try {
-      port.postMessage({ id: request.id, ...replica.handle(request) });
-    } catch (error) {
-      port.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error) });
-    }
-  });
-  port.postMessage('ready');
-} catch (error) {
-  port.postMessage({ error: error instanceof Error ? error.message : String(error) });
-}
+  return (request) => replica.handle(request);
+});

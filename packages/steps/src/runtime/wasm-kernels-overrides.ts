@@ -1,11 +1,14 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { simdFor } from './simd-kernels.js';
-import { asTensor, type Tf } from './wasm-kernels-util.js';
+import type { Tf } from './tf.js';
+import { asTensor } from './wasm-kernels-util.js';
 
 /*
- * Replacements for stock tfjs-backend-wasm 4.22 kernels that are slow enough to dominate a training
- * step (measured in bench/kernels). Each takes the stock kernel and returns a kernelFunc that handles
- * the common case fast and hands anything else to the stock kernel.
+ * Overrides of stock tfjs-backend-wasm 4.22 kernels (Tile, BatchMatMul, Sum, Mean, Identity,
+ * FusedBatchNorm) and of tfjs-core gradients (FusedBatchNorm, ClipByValue, Relu). Each takes the stock
+ * kernel or gradient and returns one that computes the common case from fast kernels or SIMD ones and
+ * hands anything else to the stock one. Why each is replaced, with timings: bench/kernels/RESULTS.md
+ * ("What is replaced, and why").
  */
 
 type KernelFunc = Tfjs.KernelConfig['kernelFunc'];
@@ -13,11 +16,11 @@ type KernelArgs = Parameters<KernelFunc>[0];
 type TensorInfo = Tfjs.TensorInfo;
 
 /**
- * Stock Tile copies element by element (≈170 ms for [1,1,1,384] → [32,12,12,384]; tfjs-core's batch-norm
- * gradient does exactly that). Repeating leading size-1 axes is an outer product with ones, which
- * XNNPACK's matMul writes in under a millisecond; other broadcasts add zeros.
+ * Stock Tile copies element by element (tfjs-core's batch-norm gradient tiles [1,1,1,c] to a whole
+ * batch). Repeating leading size-1 axes is an outer product with ones, which XNNPACK's matMul
+ * writes; other broadcasts add zeros.
  */
-export function fasterTile(tf: Tf, stock: KernelFunc): KernelFunc {
+export function tileKernel(tf: Tf, stock: KernelFunc): KernelFunc {
   return (args) => {
     const x = args.inputs['x'];
     const { reps } = args.attrs as unknown as Tfjs.TileAttrs;
@@ -40,12 +43,11 @@ function isBroadcast(shape: readonly number[], reps: readonly number[]): boolean
 }
 
 /**
- * Stock BatchMatMul hands a transposed operand to a naive loop (≈ 1 GFLOP/s: every dense layer's
- * weight gradient, xᵀ·dy, took 5 of a 10 ms head training step); transposing it first lets XNNPACK
- * run the product (≈ 15× faster). Batched products (leading size above 1) take the naive loop either
- * way and keep the stock kernel.
+ * Stock BatchMatMul hands a transposed operand to a naive loop (every dense layer's weight gradient,
+ * xᵀ·dy, is one); transposing it first lets XNNPACK run the product. Batched products (leading size
+ * above 1) take the naive loop either way and keep the stock kernel.
  */
-export function fasterMatMul(tf: Tf, stock: KernelFunc): KernelFunc {
+export function transposedMatMulKernel(tf: Tf, stock: KernelFunc): KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as Record<string, TensorInfo | undefined>;
     const { transposeA, transposeB } = args.attrs as unknown as Tfjs.BatchMatMulAttrs;
@@ -64,13 +66,13 @@ export function fasterMatMul(tf: Tf, stock: KernelFunc): KernelFunc {
 }
 
 /**
- * Stock Sum and Mean move the reduced axes innermost with a transpose first (≈6 ms for [32,12,12,384]
- * over [0,1,2], as every batch-norm and bias gradient does). A reduction over a block of adjacent
- * axes that are not the innermost is an average pool over that block seen as one spatial axis
- * (x as [outer, block, 1, inner]), which XNNPACK streams through: ≈1.2 ms. Small tensors keep the
- * stock kernel, whose fixed cost is lower.
+ * Stock Sum and Mean move the reduced axes innermost with a transpose first (every batch-norm and
+ * bias gradient reduces [n,h,w,c] over [0,1,2]). A reduction over a block of adjacent axes that are
+ * not the innermost is an average pool over that block seen as one spatial axis
+ * (x as [outer, block, 1, inner]), which XNNPACK streams through. Small tensors keep the stock
+ * kernel, whose fixed cost is lower.
  */
-export function fasterReduce(tf: Tf, stock: KernelFunc, mean: boolean): KernelFunc {
+export function pooledReduceKernel(tf: Tf, stock: KernelFunc, mean: boolean): KernelFunc {
   return (args) => {
     const x = args.inputs['x'];
     const { axis, keepDims } = args.attrs as unknown as Tfjs.SumAttrs;
@@ -96,7 +98,7 @@ const MIN_POOLED_REDUCTION = 1 << 16;
  * pass. Tensors are immutable, so sharing the data (what the cpu backend and wasm's own Reshape do)
  * gives the same result without the copy.
  */
-export function fasterIdentity(stock: KernelFunc): KernelFunc {
+export function sharedIdentityKernel(stock: KernelFunc): KernelFunc {
   return (args) => {
     const x = args.inputs['x'];
     if (!x || x.dtype === 'string') return stock(args);
@@ -106,11 +108,10 @@ export function fasterIdentity(stock: KernelFunc): KernelFunc {
 }
 
 /**
- * Stock FusedBatchNorm takes ≈6 ms for [32,12,12,384]; (x − mean)·scale/√(var+ε) + offset as three
- * broadcasts ≈1.5 ms, and as one SIMD pass over x (the same operations in the same order: the same
- * bits) less again.
+ * FusedBatchNorm as (x − mean)·scale/√(var+ε) + offset: three broadcasts, or with the SIMD kernels
+ * one pass over x (the same operations in the same order: the same bits), both faster than stock.
  */
-export function fasterBatchNorm(tf: Tf, stock: KernelFunc): KernelFunc {
+export function batchNormKernel(tf: Tf, stock: KernelFunc): KernelFunc {
   return (args: KernelArgs) => {
     const { x, mean, variance, scale, offset } = args.inputs as Record<string, TensorInfo | undefined>;
     if (!x || !mean || !variance || x.dtype !== 'float32') return stock(args);
@@ -136,7 +137,7 @@ export function fasterBatchNorm(tf: Tf, stock: KernelFunc): KernelFunc {
  * statistics on wasm, the input, scale and offset gradients are one SIMD pass each (the sums in row
  * order); mean and variance (batch statistics in training mode) keep tfjs-core's.
  */
-export function fasterBatchNormGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
+export function batchNormGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
   return {
     ...stock,
     gradFunc: (dy, saved, attrs) => {
@@ -181,11 +182,11 @@ function rowsAndChannels(x: TensorInfo): [number, number] {
 
 /**
  * tfjs-core's ClipByValue gradient (relu6's) builds a bool mask with GreaterEqual, LessEqual,
- * LogicalAnd and Select, each ≈10× slower on wasm than float arithmetic. On wasm this computes
+ * LogicalAnd and Select, each much slower on wasm than float arithmetic. On wasm this computes
  * dy·(1 − step(min − x) − step(x − max)) instead: the same values, a NaN x gives NaN rather than 0.
  * With the SIMD kernels loaded that is one pass (the same bits) instead of six kernels.
  */
-export function fasterClipGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
+export function clipGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
   return {
     ...stock,
     gradFunc: (dy, saved, attrs) => {
@@ -205,7 +206,7 @@ export function fasterClipGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradCon
 }
 
 /** tfjs-core's Relu gradient, dy·step(x) as Step, Cast and Multiply kernels; on wasm one SIMD pass with the same bits. */
-export function fasterReluGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
+export function reluGradient(tf: Tf, stock: Tfjs.GradConfig): Tfjs.GradConfig {
   return {
     ...stock,
     gradFunc: (dy, saved, attrs) => {

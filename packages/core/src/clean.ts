@@ -1,0 +1,78 @@
+import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fail, ok, type Failure, type Result } from './failure.js';
+import { lockHolder } from './process-lock.js';
+
+/** The Cache Directory Tagging marker (https://bford.info/cachedir/): backup tools skip the folder, and `clean` trusts it. */
+export const CACHE_MARKER = 'CACHEDIR.TAG';
+const MARKER_SIGNATURE = 'Signature: 8a477f597d28d172789f06886806bc55';
+
+/**
+ * What headstart creates in a cache directory, and all that `clean` deletes: the store (local-store.ts),
+ * the stat index, the validated-file and validator caches (pipeline.ts), the steps' private files
+ * (`downloads/`, `zoo/`: StepContext.cacheDir) and the marker.
+ */
+const CACHE_PARTS = new Set(['objects', 'runs', 'trees', 'tmp', 'locks', 'index.json', 'validators', 'parsed', 'downloads', 'zoo', CACHE_MARKER]);
+/** `index.json.tmp-…`: an atomic write interrupted by a crash. */
+const isCachePart = (name: string) => CACHE_PARTS.has(name) || name.startsWith('index.json.tmp-');
+
+export function markAsCache(root: string): void {
+  const marker = join(root, CACHE_MARKER);
+  if (existsSync(marker)) return;
+  writeFileSync(marker, `${MARKER_SIGNATURE}\n# This file is a cache directory tag created by headstart.\n# For information about cache directory tags, see https://bford.info/cachedir/\n`);
+}
+
+export interface CleanReport {
+  root: string;
+  /** False when there was no cache to clean. */
+  existed: boolean;
+  /** Entries in the directory that are not headstart's, left in place (the directory with them). */
+  kept: string[];
+}
+
+/**
+ * Deletes a local cache: only a directory headstart made (it carries the marker), only the parts
+ * headstart makes in it, and never while a live process uses it. A cache made before the marker
+ * existed is recognised by holding nothing but cache parts.
+ */
+export async function cleanCache(root: string): Promise<Result<CleanReport, Failure>> {
+  if (!existsSync(root)) return ok({ root, existed: false, kept: [] });
+  if (!statSync(root).isDirectory()) return fail({ reason: 'not-a-cache', path: root, detail: 'it is not a directory' });
+  const entries = readdirSync(root);
+  const foreign = entries.filter((name) => !isCachePart(name));
+  if (!hasMarker(root) && (entries.length === 0 || foreign.length > 0)) {
+    const holds = foreign.length > 0 ? `, and it holds ${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}` : '';
+    return fail({ reason: 'not-a-cache', path: root, detail: `no ${CACHE_MARKER}${holds}` });
+  }
+  const holder = liveHolder(join(root, 'locks'));
+  if (holder) return fail({ reason: 'cache-in-use', path: root, holder });
+  // The marker goes last: an interrupted clean leaves a directory `clean` still recognises.
+  const parts = entries.filter(isCachePart).sort((a, b) => Number(a === CACHE_MARKER) - Number(b === CACHE_MARKER));
+  for (const name of parts) await rm(join(root, name), { recursive: true, force: true });
+  if (foreign.length === 0 && !lstatSync(root).isSymbolicLink()) rmdirSync(root);
+  return ok({ root, existed: true, kept: foreign });
+}
+
+function hasMarker(root: string): boolean {
+  try {
+    return readFileSync(join(root, CACHE_MARKER), 'utf8').startsWith(MARKER_SIGNATURE);
+  } catch {
+    return false;
+  }
+}
+
+/** The first live holder of a stage lock, a lock-file lock or a process's open-cache lock. */
+function liveHolder(locks: string): string | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(locks);
+  } catch {
+    return undefined;
+  }
+  for (const name of names.filter((n) => n.endsWith('.lock'))) {
+    const holder = lockHolder(join(locks, name));
+    if (holder) return holder;
+  }
+  return undefined;
+}
