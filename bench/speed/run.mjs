@@ -234,13 +234,13 @@ async function rowExtraction() {
       const run = await headstart(pipeline, ['--stage', 'features', '--force', 'features']);
       const st = run.stage('features');
       r.pool = st.metrics.images_per_second;
-      r.poolWorkers = st.info?.workers;
+      r.poolWorkers = st.info?.threads;
       r.poolStage = st.durationMs / 1000;
     };
     const single = async () => {
       const run = await headstart(pipeline, ['--stage', 'features', '--force', 'features', '--workers', '1']);
       r.single = run.stage('features').metrics.images_per_second;
-      r.singleWorkers = run.stage('features').info?.workers;
+      r.singleWorkers = run.stage('features').info?.threads;
     };
     const py = async () => {
       r.torch = await torch('extract', ['--images', String(perClass * 20), '--batch', String(BATCH), '--size', '224']);
@@ -351,7 +351,7 @@ async function rowMemory() {
     const run = await headstart(pipeline, ['--stage', 'features'], { peakRss: true });
     const st = run.stage('features');
     rmSync(path.dirname(pipeline), { recursive: true, force: true }); // its preprocessed 224 px images are large
-    return { rss: run.peakRss, method: run.rssMethod, seconds: st.durationMs / 1000, ips: st.metrics.images_per_second, workers: st.info?.workers };
+    return { rss: run.peakRss, method: run.rssMethod, seconds: st.durationMs / 1000, ips: st.metrics.images_per_second, workers: st.info?.threads };
   };
   const a = await measure(small);
   const b = await measure(large);

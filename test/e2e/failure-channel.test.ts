@@ -119,6 +119,18 @@ describe('the machine refuses a write', () => {
     }
   });
 
+  it('a file given as --cache-dir (EEXIST) or inside it (ENOTDIR) is one line naming the path, exit 2', async () => {
+    const rig = new Rig();
+    rig.write('headstart.yaml', SHELL_PIPELINE);
+    const file = rig.write('a-file', 'not a folder');
+    const verify = await rig.run('verify', '--cache-dir', 'a-file');
+    expect(verify.exitCode, verify.stderr).toBe(2);
+    expect(expectOneLine(verify)).toBe(`${file}: is a file, not a directory (EEXIST: cannot mkdir)`);
+    const status = await rig.run('status', '--cache-dir', 'a-file/sub');
+    expect(status.exitCode, status.stderr).toBe(2);
+    expect(expectOneLine(status)).toMatch(new RegExp(`^${literal(file)}/sub(/[\\w.-]+)*: a part of this path is a file, not a directory \\(ENOTDIR: cannot mkdir\\)$`));
+  });
+
   // A full disk, for real: a 64 kB tmpfs filled to the last byte, in a mount namespace of our own (needs
   // root or user namespaces; skipped where neither is allowed).
   const probe = mkdtempSync(join(tmpdir(), 'headstart-probe-'));

@@ -60,37 +60,37 @@ describe('the transfer-learning steps on mnist-tiny', () => {
     expect(maxDifference).toBeLessThan(1e-4);
   });
 
-  it('feature extraction on two worker threads writes exactly what one thread writes', async () => {
+  it('feature extraction on two threads writes exactly what one thread writes', async () => {
     const [one, two] = [tinyProject(), tinyProject()];
     const single = await one.run('run', '--stage', 'features', '--workers', '1');
     const parallel = await two.run('run', '--stage', 'features', '--workers', '2');
     expect([single.exitCode, parallel.exitCode]).toEqual([0, 0]);
-    expect(parallel.stdout).toContain('× 2 workers');
-    expect(single.stdout).not.toContain('workers');
+    expect(parallel.stdout).toContain('× 2 threads');
+    expect(single.stdout).not.toMatch(/× \d+ threads/);
     const featuresHash = (rig: Rig) => rig.lockfile().stages['features']!.outputs['features']!.hash;
     expect(featuresHash(two)).toBe(featuresHash(one));
   });
 
-  it('evaluation on two worker threads reports exactly what one thread reports', async () => {
+  it('evaluation on two threads reports exactly what one thread reports', async () => {
     const [one, two] = [tinyProject(), tinyProject()];
     const args = ['run', '--set', 'params.per_class=60', '--set', 'eval.batch_size=8'];
     expect((await one.run(...args, '--workers', '1')).exitCode).toBe(0);
     expect((await two.run(...args, '--workers', '2')).exitCode).toBe(0);
     const lock = (rig: Rig) => rig.lockfile() as unknown as { stages: Record<string, { outputs: Record<string, { hash: string }>; info: Record<string, unknown> }> };
-    expect([lock(one).stages['eval']!.info['workers'], lock(two).stages['eval']!.info['workers']]).toEqual([1, 2]);
+    expect([lock(one).stages['eval']!.info['threads'], lock(two).stages['eval']!.info['threads']]).toEqual([1, 2]);
     expect(lock(two).stages['eval']!.outputs['metrics']!.hash).toBe(lock(one).stages['eval']!.outputs['metrics']!.hash);
   });
 
-  it('fine-tuning on two worker threads (boundary activations and training) writes exactly what one thread writes', async () => {
+  it('fine-tuning on two threads (boundary activations and training) writes exactly what one thread writes', async () => {
     const rig = tinyProject();
     const args = ['run', '--stage', 'finetune', '--set', 'params.per_class=80', '--set', 'finetune.epochs=1'];
     const two = await rig.run(...args, '--workers', '2');
     expect(two.exitCode, two.stderr).toBe(0);
-    expect(two.stdout).toMatch(/cached the frozen part's output .* in [\d.]+ s \(2 workers\)/);
+    expect(two.stdout).toMatch(/cached the frozen part's output .* in [\d.]+ s \(2 threads\)/);
     expect(two.stdout).toContain('training on 2 threads');
     const trained = rig.lockfile().stages['finetune']!.outputs['model']!.hash;
     const one = await rig.run(...args, '--workers', '1', '--force', 'finetune');
-    expect(one.stdout).toMatch(/cached the frozen part's output .* \(1 worker\)/);
+    expect(one.stdout).toMatch(/cached the frozen part's output .* \(1 thread\)/);
     expect(rig.lockfile().stages['finetune']!.outputs['model']!.hash).toBe(trained);
   });
 

@@ -70,14 +70,14 @@ describe('headstart predict', () => {
     expect(correct / predictions.length).toBe(lock.stages['eval']!.metrics['accuracy']);
   });
 
-  it('prints one line per image, and the worker pool gives what the main thread gives', async () => {
+  it('prints one line per image, and the thread pool gives what the main thread gives', async () => {
     const text = await rig.run('predict', '--model', 'head', '--top-k', '2', 'data/test/7');
     expect(text.stdout.trim().split('\n')).toHaveLength(10);
     expect(text.stdout).toMatch(/^data\/test\/7\/\d+\.png {2}\d \(\d\.\d\d\) {2}\d \(\d\.\d\d\)$/m);
     const pooled = await rig.run('predict', '--json', '--model', 'head', '--workers', '2', '--batch-size', '8', 'data/test');
     const single = await rig.run('predict', '--json', '--model', 'head', '--workers', '1', '--batch-size', '8', 'data/test');
     expect(pooled.stdout).toBe(single.stdout);
-    expect(pooled.stderr).toContain('100 images on the wasm backend (2 worker threads)');
+    expect(pooled.stderr).toContain('100 images on the wasm backend (2 threads)');
     expect(single.stderr.trim()).toBe('100 images on the wasm backend');
   });
 

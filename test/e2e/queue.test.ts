@@ -218,6 +218,37 @@ describe('stages on BullMQ workers (run --executor queue)', () => {
     expect(coordinator.read('where.txt').trim()).toBe(realpathSync(checkout.dir));
   });
 
+  it('a worker set up wrong (a missing --workdir, a checkout without the step) is the user\'s error: one line, exit 2', async () => {
+    const rig = new Rig();
+    rig.write('step.mjs', 'export default { name: "noop", version: "1", params: { type: "object" }, outputs: [], async run() {} };\n');
+    rig.write('headstart.yaml', 'stages:\n  local: { uses: ./step.mjs }\n');
+    const missing = join(rig.dir, 'not-here');
+    const astray = new Worker(rig, 'astray', 'setup', {}, ['--workdir', missing]);
+    await astray.ready();
+    const noWorkdir = await rig.runWith(env(), 'run', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/setup`);
+    expect([noWorkdir.exitCode, noWorkdir.stderr.trim().split('\n').at(-1)]).toEqual([2, `stage "local" failed: worker astray: the pipeline's directory ${missing} does not exist here; start the worker with --workdir set to this machine's checkout of the project`]);
+    await astray.stop();
+    const bare = new Rig();
+    await new Worker(bare, 'bare', 'setup', {}, ['--workdir', bare.dir]).ready();
+    const noStep = await rig.runWith(env(), 'run', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/setup`);
+    expect(noStep.exitCode, noStep.stderr).toBe(2);
+    expect(noStep.stderr.trim()).toMatch(/^stage "local" failed: worker bare: cannot resolve uses "\.\/step\.mjs" here/m);
+  });
+
+  it('a stage\'s stderr tail is masked on the worker, before its failure is stored in Redis', async () => {
+    const secret = 'tok-9f8e7d6c5b4a';
+    const rig = new Rig();
+    rig.write('leak.mjs', 'export default { name: "leak", version: "1", params: { type: "object" }, outputs: [], async run(ctx) { process.stderr.write(`using ${ctx.params.token}\\n`); throw new Error("boom"); } };\n');
+    rig.write('headstart.yaml', 'stages:\n  leak: { uses: ./leak.mjs, with: { token: "${env.LEAK_TOKEN}" } }\n');
+    await new Worker(rig, 'masked', 'masked', { LEAK_TOKEN: secret }).ready();
+    const result = await rig.runWith({ ...env(), LEAK_TOKEN: secret }, 'run', '--executor', 'queue', '--redis', redisUrl, '--remote', `s3://${BUCKET}/masked`);
+    expect(result.exitCode, result.stderr).toBe(1);
+    expect(result.stderr).toContain('using ${env.LEAK_TOKEN}');
+    const stored = queuedJobIds().map((id) => spawnSync('redis-cli', ['-p', String(redisPort), '--raw', 'HGETALL', `bull:headstart-stages:${id}`], { encoding: 'utf8' }).stdout);
+    expect(stored.join('\n')).toContain('using ${env.LEAK_TOKEN}');
+    expect(stored.join('\n')).not.toContain(secret);
+  });
+
   it('a worker killed with -9 during a stage: another one completes it and the run succeeds', async () => {
     const rig = new Rig();
     rig.write('headstart.yaml', pipeline(3, 'killed'));

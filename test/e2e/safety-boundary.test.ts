@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -193,5 +194,46 @@ describe('clean deletes only a headstart cache', () => {
     rig.write('project/.headstart/cache/locks/dead.lock', JSON.stringify({ pid: 99_999_999, host: hostname() }));
     expect((await rig.run('clean', 'project/headstart.yaml')).exitCode).toBe(0);
     expect(rig.exists('project/.headstart/cache')).toBe(false);
+  });
+
+  it('is refused while only a stage lock is held (no process has the cache open)', async () => {
+    const rig = projectRig(PIPELINE);
+    expect((await rig.run('run', 'project/headstart.yaml')).exitCode).toBe(0);
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      rig.write(`project/.headstart/cache/locks/${'ab'.repeat(32)}.lock`, JSON.stringify({ pid: holder.pid, host: hostname() }));
+      const refused = await rig.run('clean', 'project/headstart.yaml');
+      expectOneLine(refused, new RegExp(`^the cache .*project/\\.headstart/cache is in use by process ${holder.pid} on .*; nothing was deleted`));
+      expect(rig.exists('project/.headstart/cache/objects')).toBe(true);
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('a read-only command does not claim a user\'s folder, so clean cannot delete it afterwards', async () => {
+    const rig = projectRig(PIPELINE);
+    rig.write('mine/downloads/paper.pdf', 'pdf\n');
+    rig.write('mine/tmp/draft-123-0123abcd/notes.txt', 'notes\n');
+    rig.write('mine/thesis.tex', 'tex\n');
+    const mine = join(rig.dir, 'mine');
+    const status = await rig.run('status', 'project/headstart.yaml', '--cache-dir', mine);
+    expectOneLine(status, `${mine} is not a headstart cache (no CACHEDIR.TAG, and it holds thesis.tex); nothing was deleted`);
+    expect(rig.exists('mine/CACHEDIR.TAG')).toBe(false);
+    const clean = await rig.run('clean', 'project/headstart.yaml', '--cache-dir', mine);
+    expectOneLine(clean, /is not a headstart cache/);
+    expect(rig.read('mine/downloads/paper.pdf')).toBe('pdf\n');
+    expect(rig.read('mine/tmp/draft-123-0123abcd/notes.txt')).toBe('notes\n');
+    expect(rig.read('mine/thesis.tex')).toBe('tex\n');
+  });
+
+  it('a folder of generic names alone (downloads/, tmp/) is neither claimed nor cleaned', async () => {
+    const rig = projectRig(PIPELINE);
+    rig.write('mine/downloads/paper.pdf', 'pdf\n');
+    rig.write('mine/tmp/keep.txt', 'keep\n');
+    const mine = join(rig.dir, 'mine');
+    expectOneLine(await rig.run('status', 'project/headstart.yaml', '--cache-dir', mine), `${mine} is not a headstart cache (no CACHEDIR.TAG, index.json or objects/); nothing was deleted`);
+    expectOneLine(await rig.run('clean', 'project/headstart.yaml', '--cache-dir', mine), `${mine} is not a headstart cache (no CACHEDIR.TAG, index.json or objects/); nothing was deleted`);
+    expect(rig.read('mine/downloads/paper.pdf')).toBe('pdf\n');
+    expect(rig.read('mine/tmp/keep.txt')).toBe('keep\n');
   });
 });

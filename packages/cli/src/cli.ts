@@ -32,8 +32,9 @@ export function buildProgram(setResult: (result: CommandResult) => void): Comman
     .version(version)
     .showHelpAfterError()
     .exitOverride();
-  const action = (load: () => Promise<(...args: any[]) => Promise<CommandResult>>) =>
-    async (...args: unknown[]) => setResult(await (await load())(...args));
+  // `never[]`: a command takes its own argument types, which commander hands over untyped.
+  const action = (load: () => Promise<(...args: never[]) => Promise<CommandResult>>) =>
+    async (...args: unknown[]) => setResult(await (await load())(...(args as never[])));
 
   pipelineOptions(program.command('run').description('run the pipeline, skipping every stage whose result is cached'))
     .option('--stage <id>', 'run only this stage and what it depends on (repeatable)', collect, [])
@@ -45,7 +46,7 @@ export function buildProgram(setResult: (result: CommandResult) => void): Comman
     .option('--keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('-q, --quiet', 'no step output, only a line per stage')
     .addOption(new Option('--backend <name>', 'ML backend').choices(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
-    .option('--workers <n>', 'worker threads for feature extraction, evaluation and fine-tuning (default: number of cores; results do not depend on it)', positiveInteger)
+    .option('--workers <n>', 'threads for feature extraction, evaluation and fine-tuning (default: $HEADSTART_WORKERS, else number of cores; results do not depend on it)', positiveInteger)
     .option('--baseline <rev>', 'git revision whose lock file `max_drop` compares against', 'HEAD')
     .option('--remote <url>', REMOTE_HELP)
     .addOption(new Option('--push <when>', 'push results of stages that ran to the remote cache (never: read only)').choices(['always', 'never']).default('always'))
@@ -142,7 +143,8 @@ export function buildProgram(setResult: (result: CommandResult) => void): Comman
     .option('--top-k <k>', 'classes shown per image', positiveInteger, 3)
     .option('--json', 'print a JSON array: [{ path, top: [{ class, probability }] }]')
     .option('--batch-size <n>', 'images per batch', positiveInteger, 32)
-    .option('--workers <n>', 'worker threads (default: number of cores, when there are enough images)', positiveInteger)
+    .addOption(new Option('--tta <augmentation>', 'test-time augmentation: flip averages each image\'s probabilities with its mirror image\'s (evaluate\'s `tta: { flip: true }`)').choices(['flip']))
+    .option('--workers <n>', 'threads (default: $HEADSTART_WORKERS, else number of cores, when there are enough images)', positiveInteger)
     .addOption(new Option('--backend <name>', 'ML backend').choices(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']))
     .option('--set <key=value>', 'override params.NAME or STAGE.PARAM (repeatable)', collect, [])
     .option('--cache-dir <dir>', 'cache directory')

@@ -1,9 +1,9 @@
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, type Dirent } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FileHasher } from './file-hasher.js';
 import { LocalStore, type CacheWarning } from './local-store.js';
-import { markAsCache } from './clean.js';
-import { holdSharedLock, isAlive, lockHolder } from './process-lock.js';
+import { claimCacheDir } from './clean.js';
+import { holdSharedLock, isAlive, locksIn } from './process-lock.js';
 
 /** The shared lock every process that opened the cache holds until it closes it (see clean.ts). */
 export const OPEN_LOCK = 'open';
@@ -26,38 +26,28 @@ export function cacheDirFor(pipelineDir: string, flag?: string, env: NodeJS.Proc
 
 export function openCache(root: string, warn: CacheWarning): Cache {
   mkdirSync(root, { recursive: true });
-  markAsCache(root);
+  claimCacheDir(root);
   removeDeadScratch(join(root, 'tmp'));
-  removeStaleLocks(join(root, 'locks'), OPEN_LOCK);
+  for (const lock of locksIn(join(root, 'locks'), `${OPEN_LOCK}-`)) if (!lock.holder) rmSync(lock.path, { force: true });
   const inUse = holdSharedLock(join(root, 'locks'), OPEN_LOCK);
   const hasher = FileHasher.load(join(root, 'index.json'));
   const store = new LocalStore(root, hasher, warn);
   return { root, store, hasher, close: () => hasher.save().finally(inUse) };
 }
 
-/** Scratch directories are named `<label>-<pid>-<random>`; those of processes that died (kill -9) go. */
+/**
+ * Scratch directories (LocalStore.tempDir) are named `<label>-<pid>-<8 hex>`; those of processes that died
+ * (kill -9) go. Only once the folder is claimed as a cache: in a user's folder these names prove nothing.
+ */
 function removeDeadScratch(tmp: string): void {
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = readdirSync(tmp);
+    entries = readdirSync(tmp, { withFileTypes: true });
   } catch {
     return;
   }
-  for (const name of names) {
-    const pid = Number(/-(\d+)-[0-9a-f]{8}$/.exec(name)?.[1]);
-    if (pid && !isAlive(pid)) rmSync(join(tmp, name), { recursive: true, force: true });
-  }
-}
-
-/** Shared locks of processes that died without closing the cache. */
-function removeStaleLocks(locks: string, name: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(locks);
-  } catch {
-    return;
-  }
-  for (const lock of names.filter((n) => n.startsWith(`${name}-`) && n.endsWith('.lock'))) {
-    if (!lockHolder(join(locks, lock))) rmSync(join(locks, lock), { force: true });
+  for (const entry of entries) {
+    const pid = Number(/-(\d+)-[0-9a-f]{8}$/.exec(entry.name)?.[1]);
+    if (entry.isDirectory() && pid && !isAlive(pid)) rmSync(join(tmp, entry.name), { recursive: true, force: true });
   }
 }

@@ -12,6 +12,7 @@ import { acquireProcessLock } from './process-lock.js';
 import type { RunRecord } from './run-record.js';
 import { redactSecrets, type Secrets } from './secrets.js';
 import { runStageJob, type StageHooks, type StageJob } from './stage-runner.js';
+import type { StepSettings } from './step.js';
 import type { Sha256Hex } from './util/digest.js';
 
 export type StageStatus = 'cached' | 'ran' | 'failed' | 'skipped' | 'would-run';
@@ -85,6 +86,8 @@ export interface RunOptions {
   remote?: RemoteCache;
   /** Who runs the stages that must run (default: this process). */
   stageRunner?: StageRunner;
+  /** The steps' `ctx.settings` when they run in this process (a queue worker has its own). */
+  settings?: StepSettings;
 }
 
 export interface RunSummary {
@@ -144,7 +147,7 @@ class PipelineRun {
   private readonly runner: StageRunner;
 
   constructor(private readonly pipeline: Pipeline, private readonly options: RunOptions) {
-    this.runner = options.stageRunner ?? localRunner(options.cache);
+    this.runner = options.stageRunner ?? localRunner(options.cache, options.settings ?? {});
     this.lockfile = readLockfile(lockfilePath(pipeline));
     options.signal?.addEventListener('abort', () => {
       this.stopStarting = true;
@@ -227,7 +230,8 @@ class PipelineRun {
   private async hit(stage: Stage, key: StageKey): Promise<StageOutcome | undefined> {
     let record = await lookupRecord(key, this.options.cache);
     if (!record) return undefined;
-    if (record.unverifiedMetrics && !this.options.dryRun) record = await adoptPulledRecord(record, stage, this.options.cache);
+    if (record.unverifiedMetrics && !this.options.dryRun) record = await adoptPulledRecord(record, stage, this.options.cache, (message) => this.options.reporter.warn(message));
+    if (!record) return undefined;
     if (stage.step.restore && !this.options.dryRun) {
       const { outputs } = record;
       const output = async (name: string) => {
@@ -318,8 +322,8 @@ class PipelineRun {
 }
 
 /** The default: the stage runs in this process, against the local cache. */
-function localRunner(cache: Cache): StageRunner {
-  return { runsElsewhere: false, run: (job, stage, hooks) => runStageJob(job, stage.step, cache, hooks, stage.secrets) };
+function localRunner(cache: Cache, settings: StepSettings): StageRunner {
+  return { runsElsewhere: false, run: (job, stage, hooks) => runStageJob(job, stage.step, cache, hooks, { env: stage.secrets, settings }) };
 }
 
 /** A failure's text is printed and kept in `runs/`: the values of `${env.…}` are masked in it. */

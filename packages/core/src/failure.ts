@@ -48,7 +48,7 @@ export type Failure =
   | { reason: 'unsafe-path'; at: SourceRange; stage: string; detail: string }
   /** `clean` was pointed at a directory that is not a headstart cache (no marker, unknown entries). */
   | { reason: 'not-a-cache'; path: string; detail: string }
-  /** `clean` found a live process using the cache (a run holding a stage lock). */
+  /** `clean` found a live process using the cache: any that opened it (its shared open lock), or one holding a stage lock. */
   | { reason: 'cache-in-use'; path: string; holder: string }
   /** Something else the user asked for that cannot be done (a bad flag value, an unusable backend). */
   | { reason: 'usage'; detail: string }
@@ -58,6 +58,8 @@ export type Failure =
   | { reason: 'bad-input'; detail: string }
   /** The operating system refused access to a path headstart reads or writes (EACCES, EPERM, EROFS). */
   | { reason: 'no-access'; path: string; code: string; syscall: string }
+  /** A path headstart reads or writes is a file where a directory must be, or the other way round (ENOTDIR, EISDIR, EEXIST). */
+  | { reason: 'wrong-file-type'; path: string; code: string; syscall: string }
   /** The disk (or quota) holding a path headstart writes is full (ENOSPC, EDQUOT). */
   | { reason: 'no-space'; path?: string; code: string }
   /** A command needs a remote cache and none is named. */
@@ -142,6 +144,8 @@ export function failureMessage(failure: Failure): string {
       return failure.detail;
     case 'no-access':
       return `${dirname(failure.path)}: permission denied (${failure.code}: cannot ${failure.syscall} ${basename(failure.path)})`;
+    case 'wrong-file-type':
+      return `${failure.path}: ${WRONG_FILE_TYPE[failure.code] ?? 'not the kind of file expected'} (${failure.code}: cannot ${failure.syscall})`;
     case 'no-space':
       return `no space left on the device${failure.path ? ` holding ${dirname(failure.path)}` : ''} (${failure.code}); free some (\`headstart gc\` removes unused cache objects)`;
     case 'no-remote':
@@ -213,6 +217,12 @@ export function exitCodeOf(failures: readonly Failure[]): number {
 
 const NO_ACCESS = new Set(['EACCES', 'EPERM', 'EROFS']);
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+/** What each code says about the path it names (`cache-dir` given a file, a file given as a folder). */
+const WRONG_FILE_TYPE: Partial<Record<string, string>> = {
+  ENOTDIR: 'a part of this path is a file, not a directory',
+  EISDIR: 'is a directory, not a file',
+  EEXIST: 'is a file, not a directory',
+};
 
 /**
  * The Failure an exception stands for when the user (or the machine's state) caused it, undefined for a bug.
@@ -225,6 +235,8 @@ export function failureOf(error: unknown, stage?: string): Failure | undefined {
   if (!(error instanceof Error) || typeof code !== 'string') return undefined;
   if (NO_SPACE.has(code)) return { reason: 'no-space', code, ...(path ? { path } : {}) };
   if (NO_ACCESS.has(code) && path) return { reason: 'no-access', path, code, syscall: syscall ?? 'open' };
+  // EEXIST means a file in the way only from mkdir (recursive, as everywhere here); from open or link it is a race of ours.
+  if (code in WRONG_FILE_TYPE && path && (code !== 'EEXIST' || syscall === 'mkdir')) return { reason: 'wrong-file-type', path, code, syscall: syscall ?? 'open' };
   return undefined;
 }
 

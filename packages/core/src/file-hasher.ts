@@ -68,19 +68,16 @@ export class FileHasher {
     return known && known[0] === stat.size && known[1] === stat.mtimeMs && known[2] === stat.ino && known[3] === stat.ctimeMs ? known[4] : undefined;
   }
 
-  /** Whether the index holds a hash for the file as it is now (no read needed to know its content). */
-  isKnown(path: string): boolean {
-    return this.knownHash(path, statSync(path)) !== undefined;
-  }
-
   /**
    * Re-stamps a file whose hash is known and whose ctime alone changed because we did it (a hard link
-   * made to a cache object). Call with the stat taken just before: if that one no longer matched, the
-   * file is left to be re-hashed.
+   * made to a cache object). Call with the stat taken just before: if that one no longer matched, or
+   * the file's size, mtime or inode moved since (a write racing the link), the file is left to be re-hashed.
    */
   restamp(path: string, statBefore: Stats, hash: Sha256Hex): void {
     if (this.knownHash(path, statBefore) !== hash) return;
-    this.entries.set(path, entryOf(statSync(path), hash));
+    const after = statSync(path);
+    if (after.size !== statBefore.size || after.mtimeMs !== statBefore.mtimeMs || after.ino !== statBefore.ino) return;
+    this.entries.set(path, entryOf(after, hash));
     this.dirty = true;
   }
 

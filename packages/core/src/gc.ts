@@ -82,7 +82,8 @@ export function listObjects(root: string): { hash: string; path: string; stat: S
   );
 }
 
-function safeReaddir(dir: string): string[] {
+/** The names in `dir`; none when it does not exist. */
+export function safeReaddir(dir: string): string[] {
   try {
     return readdirSync(dir);
   } catch {

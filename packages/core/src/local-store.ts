@@ -6,7 +6,7 @@ import type { StageKey } from './cache-key.js';
 import type { FileHasher } from './file-hasher.js';
 import type { ObjectStore } from './object-store.js';
 import { isRunRecord, type RunRecord } from './run-record.js';
-import { fsyncFile, writeFileAtomic } from './util/atomic-write.js';
+import { fsyncFile, tempSibling, writeFileAtomic } from './util/atomic-write.js';
 import type { Sha256Hex } from './util/digest.js';
 
 export type CacheWarning = (message: string) => void;
@@ -90,10 +90,16 @@ export class LocalStore implements ObjectStore {
     }
     await mkdir(dirname(path), { recursive: true });
     // chmod and rename act on a link's target and on the link: neither may reach a file outside the cache.
-    if (lstatSync(source).isSymbolicLink()) throw new Error(`refusing to store the symbolic link ${source} as an object`);
-    await fsyncFile(source);
-    chmodSync(source, 0o444);
-    await rename(source, path);
+    const stat = lstatSync(source);
+    if (stat.isSymbolicLink()) throw new Error(`refusing to store the symbolic link ${source} as an object`);
+    // A file with other hard links shares its inode with them (a step's `ln data.txt out/`): chmod would
+    // make the user's file read-only, and writing to it would change the object. Store a copy instead.
+    const own = stat.nlink > 1 ? tempSibling(source) : source;
+    if (own !== source) await copyFile(source, own);
+    await fsyncFile(own);
+    chmodSync(own, 0o444);
+    await rename(own, path);
+    if (own !== source) await rm(source, { force: true });
     this.hasher.remember(path, statSync(path), hash, true);
   }
 

@@ -64,7 +64,10 @@ export function parseLockfile(text: string): Lockfile {
   return emptyLockfile();
 }
 
-/** We write JSON (which is YAML too) because parsing it is ~100× faster; a hand-edited YAML file still reads. */
+/**
+ * We write JSON (which is YAML too) because the `yaml` parser took a large share of a cached run on a big
+ * lock (BENCHMARKS.md, "bench/engine: a fully cached re-run"); a hand-edited YAML file still reads.
+ */
 function parseLockText(text: string): Partial<Lockfile> | null {
   const body = text.startsWith('#') ? text.slice(text.indexOf('\n') + 1) : text;
   try {

@@ -1,12 +1,17 @@
 import type { Failure, Result } from './failure.js';
 import { fail, ok } from './failure.js';
 import { findCycle } from './graph.js';
-import { interpolate, type InterpolationProblem, type Scope } from './interpolate.js';
-import type { Pipeline, StageInput } from './pipeline.js';
+import { envNames, interpolate, type InterpolationProblem, type Scope } from './interpolate.js';
 import { didYouMean } from './util/suggest.js';
 import { locate, type ParsedYaml, type YamlPath } from './yaml-source.js';
 
 export type MatrixValue = string | number | boolean;
+
+/** Where a stage input comes from: an output of an upstream stage. */
+export interface StageInput {
+  stage: string;
+  output: string;
+}
 
 /** The parts of a pipeline file (after `--set`) that matrix expansion reads. */
 export interface MatrixSource {
@@ -123,6 +128,15 @@ function readAxes(
 
 /** An axis's values after `${params.x}` interpolation: a non-empty list of distinct scalars. */
 function axisValues(parsed: ParsedYaml, name: string, list: unknown, path: YamlPath, scope: Scope, failures: Failure[]): MatrixValue[] | undefined {
+  const envFailures = envReferences(list, path).map(({ at, names }) => ({
+    reason: 'invalid-pipeline' as const,
+    at: locate(parsed, at),
+    detail: `matrix axis "${name}": \${env.${names[0]}} cannot be a matrix value (matrix values become stage ids, which are stored and printed); pass it to the stage's with: instead`,
+  }));
+  if (envFailures.length > 0) {
+    failures.push(...envFailures);
+    return undefined;
+  }
   const problems: InterpolationProblem[] = [];
   const values = interpolate(Array.isArray(list) ? list : [list], scope, problems) as unknown[];
   const at = (index: number) => locate(parsed, [...path, index]);
@@ -138,6 +152,17 @@ function axisValues(parsed: ParsedYaml, name: string, list: unknown, path: YamlP
     }
   });
   return failures.length === before ? (values as MatrixValue[]) : undefined;
+}
+
+/** Each string under `value` (before interpolation) that names `${env.…}`, and where it is. */
+function envReferences(value: unknown, path: YamlPath): { at: YamlPath; names: string[] }[] {
+  if (typeof value === 'string') {
+    const names = envNames(value);
+    return names.length > 0 ? [{ at: path, names }] : [];
+  }
+  if (Array.isArray(value)) return value.flatMap((item, index) => envReferences(item, [...path, index]));
+  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([key, item]) => envReferences(item, [...path, key]));
+  return [];
 }
 
 function isMatrixValue(value: unknown): value is MatrixValue {
@@ -322,20 +347,4 @@ function matrixReferences(value: unknown, path: (string | number)[]): { axis: st
   if (Array.isArray(value)) return value.flatMap((item, index) => matrixReferences(item, [...path, index]));
   if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([key, item]) => matrixReferences(item, [...path, key]));
   return [];
-}
-
-/**
- * The stage ids a `--stage`/`--force` target names: a stage id; a stage's name in the file, meaning all
- * its instances; or `name@axis=label,…`, the instances with those values (any subset of axes, any order).
- */
-export function selectStages(pipeline: Pick<Pipeline, 'stages' | 'order'>, target: string): string[] {
-  if (pipeline.stages.has(target)) return [target];
-  const at = target.indexOf('@');
-  const name = at < 0 ? target : target.slice(0, at);
-  const wanted = at < 0 ? [] : target.slice(at + 1).split(',');
-  return pipeline.order.filter((id) => {
-    if (pipeline.stages.get(id)!.name !== name) return false;
-    const labels = new Set(id.slice(name.length + 1).split(','));
-    return wanted.every((pair) => labels.has(pair));
-  });
 }

@@ -7,20 +7,15 @@ import type { Failure, Result, SourceFile, SourceRange } from './failure.js';
 import { fail, failureMessage, ok } from './failure.js';
 import { interpolateParams, type InterpolationProblem, type Scope } from './interpolate.js';
 import { findCycle, topologicalOrder } from './graph.js';
-import { expandMatrix, plainInstances, usesMatrix, type MatrixValue, type StageInstance } from './matrix.js';
+import { expandMatrix, plainInstances, usesMatrix, type MatrixValue, type StageInput, type StageInstance } from './matrix.js';
 import { describeSchemaError } from './schema-errors.js';
 import { envKey, keyedParams, secretsOf, type Secrets } from './secrets.js';
 import { validatorFor } from './schema-validator.js';
-import { outputNames, type StepDefinition, type StepRegistry } from './step.js';
+import { outputNames, type AnyStep, type StepRegistry } from './step.js';
 import { resolveStep, type StepResolution } from './step-resolver.js';
 import { closestMatch, didYouMean } from './util/suggest.js';
 import { unsafeWorkspacePaths, workspaceBoundary, type WorkspaceBoundary } from './workspace-paths.js';
 import { FORBIDDEN_KEYS, locate, parseYaml, readSourceFile, rememberParsed, type ParsedYaml, type YamlPath } from './yaml-source.js';
-
-export interface StageInput {
-  stage: string;
-  output: string;
-}
 
 export interface Stage {
   /** The stage's name, or for a stage a matrix expands, `name@axis=label,…` (see matrix.ts). */
@@ -30,7 +25,7 @@ export interface Stage {
   /** This instance's matrix values by axis; empty for a stage no matrix expands. */
   matrix: Readonly<Record<string, MatrixValue>>;
   uses: string;
-  step: StepDefinition<any>;
+  step: AnyStep;
   identity: StepIdentity;
   /** Parameters after interpolation, overrides and the step schema's defaults: what the step runs with. */
   params: Record<string, unknown>;
@@ -311,7 +306,7 @@ function distinctFailures(failures: readonly Failure[]): Failure[] {
   });
 }
 
-function validateParams(step: StepDefinition<any>, params: Record<string, unknown>, validatorDir: string | undefined): { path: YamlPath; part: 'key' | 'value'; detail: string } | undefined {
+function validateParams(step: AnyStep, params: Record<string, unknown>, validatorDir: string | undefined): { path: YamlPath; part: 'key' | 'value'; detail: string } | undefined {
   const validate = validatorFor(step.params, validatorDir);
   if (validate(params)) return undefined;
   return describeSchemaError(mostSpecificError(validate.errors!), `the parameters of step "${step.name}"`);

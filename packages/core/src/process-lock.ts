@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -49,6 +49,22 @@ export function lockHolder(path: string): string | undefined {
   const owner = readOwner(path);
   if (owner === 'gone' || isStale(path, owner)) return undefined;
   return owner === 'unknown' ? 'another process' : `process ${owner.pid} on ${owner.host}`;
+}
+
+/**
+ * The locks in `dir` (stage locks, lock-file locks, shared locks; those whose names start with `prefix`),
+ * each with its live holder in words, or undefined when its owner is gone.
+ */
+export function locksIn(dir: string, prefix = ''): { path: string; holder: string | undefined }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => name.startsWith(prefix) && name.endsWith('.lock'))
+    .map((name) => ({ path: join(dir, name), holder: lockHolder(join(dir, name)) }));
 }
 
 /**

@@ -23,9 +23,9 @@ const compiled = new Map<string, Validator>();
 let ajv: { compile(schema: object): Validator } | undefined;
 
 /**
- * Compiling a schema with ajv costs ~100 ms per process (most of a fully cached run), so compiled
- * validators are kept as standalone modules in `directory`, named by the schema's hash, and a later run
- * loads them with a plain `require`.
+ * Compiling a schema with ajv would be a large share of a fully cached run (timed in BENCHMARKS.md,
+ * "bench/engine: a fully cached re-run"), so compiled validators are kept as standalone modules in
+ * `directory`, named by the schema's hash, and a later run loads them with a plain `require`.
  */
 export function validatorFor(schema: object, directory?: string): Validator {
   const id = `${sha256(canonicalJson(schema)).slice(0, 32)}-${COMPILER_ID}`;

@@ -56,6 +56,11 @@ export function runtimeParams(document: StageKeyDocument, env: Env): { params: R
   return { params: filled, secrets };
 }
 
+/** The values in `env` of the variables a stage's key names: what a queue worker masks in what it returns. */
+export function keyedSecrets(document: StageKeyDocument, env: Env): Secrets {
+  return Object.fromEntries(Object.keys(document.env?.sha256 ?? {}).flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
+}
+
 /** Each secret's value in `text` replaced by its reference, as CI systems mask secrets in logs. */
 export function redactSecrets(text: string, secrets: Secrets): string {
   const masked = Object.entries(secrets).filter(([, value]) => value.length >= SHORTEST_MASKED).sort((a, b) => b[1].length - a[1].length);

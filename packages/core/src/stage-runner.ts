@@ -5,7 +5,7 @@ import type { ArtifactRef, StageKey, StageKeyDocument } from './cache-key.js';
 import type { Cache } from './cache.js';
 import type { RunRecord } from './run-record.js';
 import { redactSecrets, runtimeParams } from './secrets.js';
-import type { StepContext, StepDefinition } from './step.js';
+import type { AnyStep, StepContext, StepSettings } from './step.js';
 
 /**
  * One stage run as a plain, serialisable job: everything needed to run it on this machine or another
@@ -32,14 +32,22 @@ export interface StageHooks {
   progress(done: number, total?: number, unit?: string): void;
 }
 
+/** What the machine running a job adds to it: neither is part of the key. */
+export interface StageJobRuntime {
+  /** The values of the `${env.NAME}` the params name (those the stage was loaded with, or a queue worker's own environment). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The step's `ctx.settings` on this machine. */
+  settings?: StepSettings;
+}
+
 /**
- * Runs the job's step with `${env.NAME}` in its params filled in from `env` (the values the stage was loaded
- * with, or a queue worker's own environment), those values masked in its log lines and failure message.
+ * Runs the job's step with `${env.NAME}` in its params filled in from `runtime.env`, those values masked in
+ * its log lines and failure message.
  */
-export async function runStageJob(job: StageJob, step: StepDefinition<any>, cache: Cache, hooks: StageHooks, env: Readonly<Record<string, string | undefined>> = {}): Promise<RunRecord> {
-  const { params, secrets } = runtimeParams(job.keyDocument, env);
+export async function runStageJob(job: StageJob, step: AnyStep, cache: Cache, hooks: StageHooks, runtime: StageJobRuntime = {}): Promise<RunRecord> {
+  const { params, secrets } = runtimeParams(job.keyDocument, runtime.env ?? {});
   try {
-    return await runInScratch(job, step, cache, { ...hooks, log: (level, message) => hooks.log(level, redactSecrets(message, secrets)) }, params);
+    return await runInScratch(job, step, cache, { ...hooks, log: (level, message) => hooks.log(level, redactSecrets(message, secrets)) }, params, runtime.settings ?? {});
   } catch (error) {
     // Failure messages travel on (Redis, the run log, the terminal): the secrets stay here.
     if (error instanceof Error) error.message = redactSecrets(error.message, secrets);
@@ -51,7 +59,7 @@ export async function runStageJob(job: StageJob, step: StepDefinition<any>, cach
  * Runs the step in a private directory under the cache, moves its outputs into the object store, and
  * writes the run record last: a crash at any point leaves nothing a later run would trust.
  */
-async function runInScratch(job: StageJob, step: StepDefinition<any>, cache: Cache, hooks: StageHooks, params: Record<string, unknown>): Promise<RunRecord> {
+async function runInScratch(job: StageJob, step: AnyStep, cache: Cache, hooks: StageHooks, params: Record<string, unknown>, settings: StepSettings): Promise<RunRecord> {
   const scratch = await cache.store.tempDir(job.stage);
   try {
     const inputs: Record<string, string> = {};
@@ -76,6 +84,7 @@ async function runInScratch(job: StageJob, step: StepDefinition<any>, cache: Cac
       seed: job.keyDocument.seed,
       signal: hooks.signal,
       log: { info: (message) => hooks.log('info', message), warn: (message) => hooks.log('warn', message) },
+      settings,
       progress: hooks.progress,
     };
     const started = performance.now();

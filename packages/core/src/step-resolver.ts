@@ -3,12 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { StepIdentity } from './cache-key.js';
-import type { StepDefinition, StepRegistry } from './step.js';
+import type { AnyStep, StepDefinition, StepRegistry } from './step.js';
 import { sha256 } from './util/digest.js';
 import { didYouMean } from './util/suggest.js';
 
 export interface ResolvedStep {
-  step: StepDefinition<any>;
+  step: AnyStep;
   identity: StepIdentity;
 }
 
@@ -115,7 +115,7 @@ function pickCondition(target: unknown): string | undefined {
   return undefined;
 }
 
-type ImportedStep = { ok: true; step: StepDefinition<any> } | { ok: false; kind: 'invalid'; detail: string };
+type ImportedStep = { ok: true; step: AnyStep } | { ok: false; kind: 'invalid'; detail: string };
 
 async function importStepModule(file: string): Promise<ImportedStep> {
   let module: Record<string, unknown>;
@@ -129,7 +129,7 @@ async function importStepModule(file: string): Promise<ImportedStep> {
   if (!candidate || missing.length > 0) {
     return { ok: false, kind: 'invalid', detail: `its default export must be defineStep({...}) (missing ${missing.join(', ')})` };
   }
-  return { ok: true, step: candidate as StepDefinition<any> };
+  return { ok: true, step: candidate as AnyStep };
 }
 
 /** TypeScript step files load through jiti, imported only when a pipeline uses one. */

@@ -7,6 +7,17 @@ export interface StepLogger {
   warn(message: string): void;
 }
 
+/**
+ * How the user wants steps run on this machine (`--backend`, `--workers`, or their environment variables,
+ * read by the CLI): plain values, not part of any key, since results do not depend on them.
+ */
+export interface StepSettings {
+  /** The ML backend to use by name (`auto` or absent: the fastest that loads). */
+  readonly backend?: string;
+  /** Threads an ML step may use, the calling one included (absent: one per core). */
+  readonly threads?: number;
+}
+
 export interface StepContext<P = Record<string, unknown>> {
   /** The stage's id in the pipeline file. */
   readonly stage: string;
@@ -27,6 +38,7 @@ export interface StepContext<P = Record<string, unknown>> {
   /** Aborted on Ctrl-C or when the run stops; long loops should check it. */
   readonly signal: AbortSignal;
   readonly log: StepLogger;
+  readonly settings: StepSettings;
   /** Reports progress of the stage's long loop; shown on a TTY only. */
   progress(done: number, total?: number, unit?: string): void;
 }
@@ -119,9 +131,16 @@ export function outputNames<P>(step: StepDefinition<P>, params: P): readonly str
   return typeof step.outputs === 'function' ? step.outputs(params) : step.outputs;
 }
 
+/**
+ * A step of any parameter type, as registries, resolvers and the executor hold them. Each step checks its
+ * own parameters against its JSON Schema before it runs, so the static type cannot say more than this.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- P appears in parameter positions, so no narrower type accepts every step
+export type AnyStep = StepDefinition<any>;
+
 /** A step a registry can hand out without loading its module (and whatever heavy library it imports). */
 export interface BuiltinStep {
-  load(): Promise<StepDefinition<any>>;
+  load(): Promise<AnyStep>;
 }
 
 /** Built-in steps by name, plus the identity of the package that ships them. */

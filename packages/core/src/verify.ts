@@ -1,9 +1,9 @@
-import { readdirSync, statSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readManifest } from './artifacts.js';
 import type { Cache } from './cache.js';
-import type { TreeEntry } from './file-hasher.js';
-import { listObjects, readRecords } from './gc.js';
+import { listObjects, readRecords, safeReaddir } from './gc.js';
 import { sha256File, type Sha256Hex } from './util/digest.js';
 
 export interface VerifyReport {
@@ -35,7 +35,7 @@ export async function verifyCache(cache: Cache): Promise<VerifyReport> {
   }
   const report: VerifyReport = { objects: objects.length, corrupt: [...corrupt].sort(), removedRecords: 0 };
   if (corrupt.size === 0) return report;
-  const damaged = async (root: string) => corrupt.has(root as Sha256Hex) || (await manifestEntries(cache, root)).some((entry) => corrupt.has(entry.hash));
+  const damaged = async (root: string) => corrupt.has(root as Sha256Hex) || ((await readManifest(root as Sha256Hex, cache.store)) ?? []).some((entry) => corrupt.has(entry.hash));
   for (const tree of safeReaddir(join(cache.root, 'trees'))) {
     if (await damaged(tree)) await rm(join(cache.root, 'trees', tree), { recursive: true, force: true });
   }
@@ -50,20 +50,3 @@ export async function verifyCache(cache: Cache): Promise<VerifyReport> {
   return report;
 }
 
-/** The entries of a tree manifest object still in the cache (none when it is gone or not a manifest). */
-async function manifestEntries(cache: Cache, hash: string): Promise<TreeEntry[]> {
-  try {
-    const manifest = JSON.parse(await readFile(cache.store.objectPath(hash as Sha256Hex), 'utf8')) as { type?: string; entries?: TreeEntry[] };
-    return manifest.type === 'tree' && Array.isArray(manifest.entries) ? manifest.entries : [];
-  } catch {
-    return [];
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}

@@ -111,6 +111,10 @@ function composeDocument(file: SourceFile): Result<Document> {
     return fail([{ reason: 'invalid-yaml', at: { file, offset: tooDeep, length: 1 }, detail: `nested more than ${MAX_NESTING} levels deep` }]);
   }
   const documents = [...new Composer({ uniqueKeys: false, prettyErrors: false }).compose(tokens, true, file.text.length)];
+  const second = tokens.filter((token) => token.type === 'document')[1];
+  if (second) {
+    return fail([{ reason: 'invalid-yaml', at: { file, offset: second.offset, length: 1 }, detail: 'a second YAML document (after `---`); a pipeline file holds one' }]);
+  }
   return ok(documents[0] ?? parseDocument(file.text));
 }
 

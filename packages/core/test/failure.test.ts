@@ -40,6 +40,14 @@ describe('failureOf: the one place an exception becomes a Failure', () => {
     expect(failureMessage(failureOf(pathless)!)).toBe('no space left on the device (ENOSPC); free some (`headstart gc` removes unused cache objects)');
   });
 
+  it('a file where a directory must be (or the reverse) is a failure naming the path; EEXIST only from mkdir', () => {
+    const notDir = failureOf(errnoError('ENOTDIR', '/p/file/sub', 'mkdir'))!;
+    expect([failureMessage(notDir), exitCodeOf([notDir])]).toEqual(['/p/file/sub: a part of this path is a file, not a directory (ENOTDIR: cannot mkdir)', 2]);
+    expect(failureMessage(failureOf(errnoError('EISDIR', '/p/dir', 'open'))!)).toBe('/p/dir: is a directory, not a file (EISDIR: cannot open)');
+    expect(failureMessage(failureOf(errnoError('EEXIST', '/p/file', 'mkdir'))!)).toBe('/p/file: is a file, not a directory (EEXIST: cannot mkdir)');
+    expect(failureOf(errnoError('EEXIST', '/c/x.lock', 'open'))).toBeUndefined();
+  });
+
   it('anything else is a bug: undefined here, a stage that failed on its own in a stage', () => {
     expect(failureOf(new TypeError('x is undefined'))).toBeUndefined();
     expect(failureOf(errnoError('ENOENT', '/nowhere', 'open'))).toBeUndefined();

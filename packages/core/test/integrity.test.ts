@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ingestDirectory, materialize, openCache, sha256, verifyArtifact, verifyCache, type RunRecord, type StageKey } from '../src/index.js';
+import { FileHasher } from '../src/file-hasher.js';
 import { tempDir } from './helpers.js';
 
 async function cacheWith(files: Record<string, string>) {
@@ -45,8 +46,22 @@ describe('object integrity', () => {
     const { cache, ref } = await cacheWith({ 'a.txt': 'alpha' });
     const path = cache.store.objectPath(sha256('alpha'));
     await materialize(ref, cache.store);
-    expect(statSync(path).nlink).toBe(2);
-    expect(cache.hasher.isKnown(path)).toBe(true);
+    const stat = statSync(path);
+    expect(stat.nlink).toBe(2);
+    await cache.close();
+    const index = JSON.parse(readFileSync(join(cache.root, 'index.json'), 'utf8')) as { entries: Record<string, unknown> };
+    expect(index.entries[path]).toEqual([stat.size, stat.mtimeMs, stat.ino, stat.ctimeMs, sha256('alpha')]);
+  });
+
+  it('a file written between the stat before a link and the restamp keeps no stale hash', async () => {
+    const path = join(tempDir(), 'object');
+    writeFileSync(path, 'alpha');
+    const hasher = FileHasher.inMemory();
+    const before = statSync(path);
+    hasher.remember(path, before, sha256('alpha'), true);
+    writeFileSync(path, 'alpha, rewritten');
+    hasher.restamp(path, before, sha256('alpha'));
+    expect(await hasher.hashFile(path)).toBe(sha256('alpha, rewritten'));
   });
 
   it('verifyCache re-hashes everything and removes corrupt objects and the records that name them', async () => {

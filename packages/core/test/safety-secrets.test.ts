@@ -214,6 +214,11 @@ describe('hostile pipeline files are one line each', () => {
     expect(await errorsOfFile(path)).toEqual(['headstart.yaml:6:7: invalid YAML: duplicate key "text" (an earlier one in the same mapping would be ignored)']);
   });
 
+  it('a second YAML document is refused, not dropped', async () => {
+    const path = writePipeline('stages:\n  a: { uses: echo, with: { text: x } }\n---\nstages:\n  b: { uses: echo, with: { text: y } }\n');
+    expect(await errorsOfFile(path)).toEqual(['headstart.yaml:3:1: invalid YAML: a second YAML document (after `---`); a pipeline file holds one']);
+  });
+
   it('a duplicate stage keeps its own message', async () => {
     const path = writePipeline('stages:\n  a: { uses: echo, with: { text: x } }\n  a: { uses: echo, with: { text: y } }\n');
     expect(await errorsOfFile(path)).toEqual(['headstart.yaml:3:3: duplicate stage "a"']);

@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { boundaryOf, ingestDirectory, materialize, openCache, workspacePathProblem } from '../src/index.js';
@@ -84,6 +84,23 @@ describe('storing outputs that are symbolic links', () => {
     symlinkSync(secret, join(output, 'host'));
     await expect(ingestDirectory(output, cache.store, cache.hasher)).rejects.toThrow(`host is a symbolic link to ${secret}, outside its output directory`);
     expect(statSync(secret).mode & 0o777).toBe(0o644);
+  });
+
+  it('stores a copy of a file hard-linked from outside (ln data.txt out/), leaving that file writable and its own', async () => {
+    const root = tempDir();
+    const cache = openCache(join(root, 'cache'), () => undefined);
+    const data = join(root, 'data.txt');
+    writeFileSync(data, 'data');
+    chmodSync(data, 0o644);
+    const output = join(root, 'out');
+    mkdirSync(output);
+    linkSync(data, join(output, 'data.txt'));
+    const ref = await ingestDirectory(output, cache.store, cache.hasher);
+    const stored = join(await materialize(ref, cache.store), 'data.txt');
+    expect(readFileSync(stored, 'utf8')).toBe('data');
+    expect(statSync(data).mode & 0o777).toBe(0o644);
+    expect(statSync(data).nlink).toBe(1);
+    expect(statSync(stored).ino).not.toBe(statSync(data).ino);
   });
 
   it('refuses a link loop', async () => {

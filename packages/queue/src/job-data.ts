@@ -1,4 +1,4 @@
-import type { Failure, RunRecord, StageJob } from '@headstart/core';
+import type { Failure, RunRecord, StageJob, StepSettings } from '@headstart/core';
 
 /** What a coordinator enqueues: the plain stage job (its key document carries the step's code fingerprint). */
 export interface QueuedStage {
@@ -25,8 +25,9 @@ export type ChildMessage =
   | { type: 'done'; record: RunRecord }
   | { type: 'failed'; failure: Failure };
 
-/** What the worker sends its child: the job and the local cache to run it against. */
+/** What the worker sends its child: the job, the local cache to run it against, and this worker's step settings. */
 export interface ChildRequest {
   job: StageJob;
   cacheRoot: string;
+  settings: StepSettings;
 }

@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Failure, RunRecord, StageJob } from '@headstart/core';
+import { keyedSecrets, redactSecrets, type Failure, type RunRecord } from '@headstart/core';
 import type { ChildMessage, ChildRequest } from './job-data.js';
 
 const CHILD = fileURLToPath(new URL('./stage-child.js', import.meta.url));
@@ -20,10 +20,10 @@ function withStderr(failure: Failure, tail: string): Failure {
 }
 
 /**
- * Runs the job in a child process against the cache at `cacheRoot`. Resolves with the record; rejects with
- * StageFailed when the step fails or is refused, and with a plain Error when the child dies (retryable).
+ * Runs the request's job in a child process against the cache at its `cacheRoot`. Resolves with the record;
+ * rejects with StageFailed when the step fails or is refused, and with a plain Error when the child dies (retryable).
  */
-export function runInChild(job: StageJob, cacheRoot: string, log: (line: string) => void): Promise<RunRecord> {
+export function runInChild(request: ChildRequest, log: (line: string) => void): Promise<RunRecord> {
   const child = fork(CHILD, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   const stderrTail: string[] = [];
   log(`stage process ${child.pid}`);
@@ -41,10 +41,11 @@ export function runInChild(job: StageJob, cacheRoot: string, log: (line: string)
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (answer?.type === 'done') return resolve(answer.record);
-      const tail = stderrTail.length > 0 ? `\n${stderrTail.join('\n')}` : '';
+      // Masked here, not on the coordinator: what the worker returns is stored in Redis.
+      const tail = stderrTail.length > 0 ? `\n${redactSecrets(stderrTail.join('\n'), keyedSecrets(request.job.keyDocument, process.env))}` : '';
       if (answer?.type === 'failed') return reject(new StageFailed(withStderr(answer.failure, tail)));
       reject(new Error(`the stage's process died (${signal ?? `exit code ${code}`})${tail}`));
     });
-    child.send({ job, cacheRoot } satisfies ChildRequest);
+    child.send(request);
   });
 }

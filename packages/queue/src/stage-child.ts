@@ -10,20 +10,21 @@ process.once('message', (request: ChildRequest) => {
   void runRequest(request).then((message) => process.send!(message, () => process.disconnect()));
 });
 
-async function runRequest({ job, cacheRoot }: ChildRequest): Promise<ChildMessage> {
+async function runRequest({ job, cacheRoot, settings }: ChildRequest): Promise<ChildMessage> {
   const { openCache, resolveStep, runStageJob, stageFailure } = await import('@headstart/core');
   const { builtinSteps } = await import('@headstart/steps');
   const resolved = await resolveStep(job.uses, job.workdir, builtinSteps);
-  if (!resolved.ok) return refused(job, `cannot resolve uses "${job.uses}" here${resolved.detail}`);
+  // The worker's checkout lacks the step (a file not pulled, a package not installed): the user's setup.
+  if (!resolved.ok) return refused(job, `cannot resolve uses "${job.uses}" here${resolved.detail}`, true);
   const skew = await identitySkew(job, resolved.value.identity);
-  if (skew) return refused(job, skew);
+  if (skew) return refused(job, skew, false);
   const cache = openCache(cacheRoot, (message) => send({ type: 'log', level: 'warn', message }));
   try {
     const record = await runStageJob(job, resolved.value.step, cache, {
       signal: new AbortController().signal,
       log: (level, message) => send({ type: 'log', level, message }),
       progress: () => undefined,
-    }, process.env);
+    }, { env: process.env, settings });
     return { type: 'done', record };
   } catch (error) {
     return { type: 'failed', failure: stageFailure(job.stage, error) };
@@ -32,9 +33,9 @@ async function runRequest({ job, cacheRoot }: ChildRequest): Promise<ChildMessag
   }
 }
 
-/** This worker cannot run the job as keyed: another would fail the same way, and it is not the user's input. */
-function refused(job: StageJob, detail: string): ChildMessage {
-  return { type: 'failed', failure: { reason: 'stage-failed', stage: job.stage, detail, userError: false } };
+/** This worker cannot run the job as keyed: another would fail the same way. */
+function refused(job: StageJob, detail: string, userError: boolean): ChildMessage {
+  return { type: 'failed', failure: { reason: 'stage-failed', stage: job.stage, detail, userError } };
 }
 
 /** The worker must run the very code the coordinator keyed the stage with. */

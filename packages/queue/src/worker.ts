@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Cache, Failure } from '@headstart/core';
+import { Worker, type Job } from 'bullmq';
+import type { Cache, Failure, StepSettings } from '@headstart/core';
 import type { S3RemoteCache } from '@headstart/remote';
 import type { QueuedStage, StageResult } from './job-data.js';
 import { pullInputs } from './pull-inputs.js';
@@ -17,6 +17,8 @@ export interface WorkerOptions {
   name?: string;
   /** This machine's checkout of the project, in place of the coordinator's pipeline directory. */
   workdir?: string;
+  /** The steps' `ctx.settings` on this machine (its ML backend and thread count). */
+  settings?: StepSettings;
   /** One line per event (a stage taken, its output, its end). */
   print(line: string): void;
 }
@@ -55,12 +57,14 @@ async function processStage(bullJob: Job<QueuedStage>, worker: string, options: 
     return { ok: true, record: existing, worker, ran: false };
   }
   if (!existsSync(job.workdir)) {
-    throw new UnrecoverableError(`worker ${worker}: the pipeline's directory ${job.workdir} does not exist here; start the worker with --workdir set to this machine's checkout of the project`);
+    print(`✗ ${job.stage}: no directory ${job.workdir} here`);
+    const detail = `the pipeline's directory ${job.workdir} does not exist here; start the worker with --workdir set to this machine's checkout of the project`;
+    return { ok: false, failure: namingWorker({ reason: 'stage-failed', stage: job.stage, detail, userError: true }, worker), worker };
   }
   print(`▶ ${job.stage}: running (attempt ${bullJob.attemptsMade + 1})`);
   await pullInputs(job.inputs, remote, cache);
   try {
-    const record = await runInChild(job, cache.root, (line) => print(`  ${job.stage}: ${line}`));
+    const record = await runInChild({ job, cacheRoot: cache.root, settings: options.settings ?? {} }, (line) => print(`  ${job.stage}: ${line}`));
     await remote.publish(record, cache);
     print(`✓ ${job.stage}: ran in ${(record.durationMs / 1000).toFixed(1)}s`);
     return { ok: true, record, worker, ran: true };

@@ -3,6 +3,7 @@ import { exportModel } from '@headstart/steps';
 import { exitWith, type CommandResult } from '../command-result.js';
 import { locateStageModel } from '../model-source.js';
 import type { PipelineFlags } from '../load.js';
+import { stepSettings } from '../step-settings.js';
 
 interface ExportFlags extends PipelineFlags {
   stage: string;
@@ -13,7 +14,7 @@ interface ExportFlags extends PipelineFlags {
 export async function exportCommand(file: string, flags: ExportFlags): Promise<CommandResult> {
   const located = await locateStageModel(file, flags.stage, flags);
   if (!located.ok) return located;
-  const exported = await exportModel({ ...located.value, out: flags.out, log: logOnTty });
+  const exported = await exportModel({ ...located.value, out: flags.out, settings: stepSettings({}), log: logOnTty });
   if (exported.assumed) console.error(`warning: stage "${flags.stage}" has no preprocess stage upstream in the cache; preprocessing.json assumes preprocess's defaults`);
   const { image } = exported.preprocessing;
   console.log(`${displayPath(exported.out, process.cwd())}: model.json, weights.bin, labels.json (${exported.classes.length} classes), preprocessing.json (${image.size}×${image.size}, fit ${image.fit}), README.md`);

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { runPipeline, selectStages, type Failure, type Pipeline, type Reporter, type Result, type RunOptions, type RunSummary } from '@headstart/core';
+import { formatBytes, runPipeline, selectStages, type Failure, type Pipeline, type Reporter, type Result, type RunOptions, type RunSummary } from '@headstart/core';
 import { exitWith, failWith, type CommandResult } from '../command-result.js';
 import { loadForCommand, openPipelineCache, unknownTargets, type PipelineFlags } from '../load.js';
 import { openRemote, remoteFailure, type RemoteFlags } from '../remote-option.js';
@@ -57,15 +57,4 @@ export async function planStages(pipeline: Pipeline, flags: TransferFlags, optio
   });
   const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));
   return failures.length > 0 ? { ok: false, error: failures } : { ok: true, value: summary };
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

@@ -5,6 +5,7 @@ import { exitWith, failWith, type CommandResult } from '../command-result.js';
 import { loadForCommand, openPipelineCache, unknownTargets, type PipelineFlags } from '../load.js';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
 import { createReporter } from '../reporter.js';
+import { stepSettings } from '../step-settings.js';
 import { openQueueRunner } from './worker.js';
 
 interface RunFlags extends PipelineFlags, RemoteFlags {
@@ -27,8 +28,6 @@ interface RunFlags extends PipelineFlags, RemoteFlags {
 const QUEUED_AT_ONCE = 64;
 
 export async function runCommand(file: string, flags: RunFlags): Promise<CommandResult> {
-  if (flags.backend) process.env['HEADSTART_BACKEND'] = flags.backend;
-  if (flags.workers) process.env['HEADSTART_WORKERS'] = String(flags.workers);
   const loaded = await loadForCommand(file, flags);
   if (!loaded.ok) return loaded;
   const pipeline = loaded.value;
@@ -71,6 +70,7 @@ export async function runCommand(file: string, flags: RunFlags): Promise<Command
       signal: interrupt.signal,
       ...(remote ? { remote } : {}),
       ...(queue ? { stageRunner: queue } : {}),
+      settings: stepSettings(flags),
     });
   } finally {
     process.off('SIGINT', onSignal);

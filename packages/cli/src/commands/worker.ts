@@ -3,6 +3,7 @@ import { cacheDirFor, openCache, type Cache, type Failure, type Result, type Sta
 import type { S3RemoteCache } from '@headstart/remote';
 import { exitWith, failWith, type CommandResult } from '../command-result.js';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
+import { stepSettings } from '../step-settings.js';
 
 interface WorkerFlags extends RemoteFlags {
   redis: string;
@@ -22,7 +23,7 @@ export async function workerCommand(flags: WorkerFlags): Promise<CommandResult> 
   if (!opened.ok) return opened;
   const remote = opened.value!;
   const cache = openCache(cacheDirFor(process.cwd(), flags.cacheDir), warn);
-  const worker = startWorker({ redisUrl: flags.redis, remote, cache, concurrency: flags.concurrency, ...(flags.name ? { name: flags.name } : {}), ...(flags.workdir ? { workdir: resolve(flags.workdir) } : {}), print: (line) => console.log(line) });
+  const worker = startWorker({ redisUrl: flags.redis, remote, cache, concurrency: flags.concurrency, ...(flags.name ? { name: flags.name } : {}), ...(flags.workdir ? { workdir: resolve(flags.workdir) } : {}), settings: stepSettings({}), print: (line) => console.log(line) });
   console.log(`worker ${worker.name}: waiting for stage jobs (concurrency ${flags.concurrency})`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -1,9 +1,9 @@
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
-import { StepUserError } from '@headstart/core';
+import { StepUserError, type StepSettings } from '@headstart/core';
 import { writeDirAtomic } from '../runtime/atomic-file.js';
-import { loadBackend, type Tf } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { MODEL_JSON, readModelFiles, WEIGHTS_BIN, writeModelFiles, type ModelFiles } from '../runtime/model-io.js';
 import { browserReadme } from './export-readme.js';
 import { EXPORTED_PREPROCESSING_FILE, imageDecodingFor, type ExportedPreprocessing } from './image-decoding.js';
@@ -20,6 +20,8 @@ export interface ExportModelOptions {
   dataset?: string;
   /** The folder to write; replaced if it holds an earlier export, refused if it holds anything else. */
   out: string;
+  /** The backend the user asked for, as a step's `ctx.settings` (the thread count is unused). */
+  settings?: StepSettings;
   log?: (line: string) => void;
 }
 
@@ -42,7 +44,7 @@ export async function exportModel(options: ExportModelOptions): Promise<Exported
   const files = await readModelFiles(options.model);
   const { decoding, assumed } = await imageDecodingFor({ model: options.model, metadata, ...(options.dataset ? { dataset: options.dataset } : {}) });
   const replacing = await isEarlierExport(options.out);
-  const { tf } = await loadBackend(undefined, { ...(options.log ? { log: options.log } : {}) });
+  const { tf } = await loadBackend(backendSetting(options.settings?.backend), { ...(options.log ? { log: options.log } : {}) });
   await checkPlainTfjs(tf, files, metadata, options.model);
   const { inputSize, channels, range, resize } = metadata.preprocessing;
   const preprocessing: ExportedPreprocessing = { inputSize, channels, range, resize, image: { ...decoding, kernel: 'lanczos3' }, layout: 'NHWC' };

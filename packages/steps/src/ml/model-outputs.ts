@@ -1,7 +1,7 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import type { SplitBatch } from '../data/dataset.js';
 import type { BackendName, Tf } from '../runtime/backend.js';
-import { toModelInput } from '../runtime/preprocessing.js';
+import { predictBatch, type BatchOutput } from './batch-prediction.js';
 import { loadModelArtifact } from './model-artifact.js';
 import { PredictionPool } from './prediction-pool.js';
 
@@ -13,6 +13,8 @@ export interface ModelOutputsOptions {
   batchSize: number;
   /** Prediction threads; with one, the model runs here. */
   threads: number;
+  /** Test-time augmentation: also the output on each batch mirrored left to right. */
+  flip?: boolean;
   signal: AbortSignal;
 }
 
@@ -20,31 +22,26 @@ export interface ModelOutputsOptions {
  * A model artifact's output for every batch, in input order: on a pool of prediction threads, or
  * here, where the model is loaded only when no other thread does the predicting. Either way the bytes are the same.
  */
-export async function* modelOutputs(tf: Tf, batches: AsyncIterable<SplitBatch>, o: ModelOutputsOptions): AsyncGenerator<Float32Array> {
+export async function* modelOutputs(tf: Tf, batches: AsyncIterable<SplitBatch>, o: ModelOutputsOptions): AsyncGenerator<BatchOutput> {
   if (o.threads <= 1) {
     yield* predictHere(tf, batches, o);
     return;
   }
-  const pool = await PredictionPool.start(o.threads, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: o.size, batchSize: o.batchSize });
+  const pool = await PredictionPool.start(o.threads, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir }, size: o.size, batchSize: o.batchSize, ...(o.flip ? { flip: true } : {}) });
   try {
-    yield* pool.predict(batches, o.signal);
+    yield* pool.predictBatches(batches, o.signal);
   } finally {
     await pool.close();
   }
 }
 
-async function* predictHere(tf: Tf, batches: AsyncIterable<SplitBatch>, o: ModelOutputsOptions): AsyncGenerator<Float32Array> {
+async function* predictHere(tf: Tf, batches: AsyncIterable<SplitBatch>, o: ModelOutputsOptions): AsyncGenerator<BatchOutput> {
   const { model, metadata } = await loadModelArtifact(tf, o.modelDir);
+  const predict = (input: Tfjs.Tensor) => model.predict(input) as Tfjs.Tensor;
   try {
     for await (const batch of batches) {
       o.signal.throwIfAborted();
-      const output = tf.tidy(() => {
-        const pixels = tf.tensor4d(batch.images, [batch.count, o.size, o.size, 3], 'int32');
-        return model.predict(toModelInput(tf, pixels, metadata.preprocessing)) as Tfjs.Tensor;
-      });
-      const data = (await output.data()) as Float32Array;
-      output.dispose();
-      yield data;
+      yield await predictBatch(tf, predict, batch, { size: o.size, preprocessing: metadata.preprocessing, flip: o.flip ?? false });
     }
   } finally {
     model.dispose();

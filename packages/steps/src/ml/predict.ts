@@ -1,12 +1,13 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { StepUserError } from '@headstart/core';
+import { StepUserError, type StepSettings } from '@headstart/core';
 import type { SplitBatch } from '../data/dataset.js';
+import { flipAveraged } from './batch-prediction.js';
 import { IMAGE_EXTENSIONS, toRgb, UnreadableImageError } from '../data/image.js';
 import { compareCodePoints } from '../data/image-folder.js';
 import { IMAGE_CONCURRENCY, mapBounded } from '../data/parallel.js';
-import { loadBackend, type BackendName } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type BackendName } from '../runtime/backend.js';
 import { imageDecodingFor, type ImageDecoding } from './image-decoding.js';
 import { readModelMetadata, type ModelMetadata } from './model-artifact.js';
 import { modelOutputs } from './model-outputs.js';
@@ -24,7 +25,11 @@ export interface PredictOptions {
   paths: readonly string[];
   topK?: number;
   batchSize?: number;
+  /** Test-time augmentation: `flip` averages each image's probabilities with its mirror image's, as evaluate's `tta` does. */
+  tta?: { flip: boolean };
   signal?: AbortSignal;
+  /** The backend and thread count the user asked for, as a step's `ctx.settings`. */
+  settings?: StepSettings;
   /** Told which backend runs. */
   log?: (line: string) => void;
   onProgress?: (done: number, total: number) => void;
@@ -46,7 +51,7 @@ export interface PredictSummary {
   predictions: ImagePrediction[];
   backend: BackendName;
   /** Prediction threads that ran the model. */
-  workers: number;
+  threads: number;
   decoding: ImageDecoding;
   /** The decoding is preprocess's defaults: neither the dataset nor an export's preprocessing.json said. */
   assumed: boolean;
@@ -61,19 +66,20 @@ export async function predictImages(options: PredictOptions): Promise<PredictSum
   const metadata = await readModelMetadata(options.model);
   const files = await findImages(options.paths);
   const { decoding, assumed } = await imageDecodingFor({ model: options.model, metadata, ...(options.dataset ? { dataset: options.dataset } : {}) });
-  const { tf, backend } = await loadBackend(undefined, { ...(options.log ? { log: options.log } : {}) });
+  const { tf, backend } = await loadBackend(backendSetting(options.settings?.backend), { ...(options.log ? { log: options.log } : {}) });
   const batchSize = options.batchSize ?? 32;
   const signal = options.signal ?? new AbortController().signal;
-  const threads = predictionThreads(files.length, batchSize);
+  const threads = predictionThreads(files.length, batchSize, options.settings?.threads);
   const batches = decodeBatches(files, decoding, batchSize, signal);
   const probabilities: Float32Array[] = [];
-  for await (const output of modelOutputs(tf, batches, { backend, modelDir: options.model, size: decoding.size, batchSize, threads, signal })) {
-    probabilities.push(...classProbabilities(output, metadata));
+  const flip = options.tta?.flip ?? false;
+  for await (const batch of modelOutputs(tf, batches, { backend, modelDir: options.model, size: decoding.size, batchSize, threads, flip, signal })) {
+    probabilities.push(...classProbabilities(flip ? flipAveraged(batch) : batch.output, metadata));
     options.onProgress?.(probabilities.length, files.length);
   }
   const k = Math.min(options.topK ?? 3, metadata.classes.length);
   const predictions = files.map((path, i) => ({ path, top: topClasses(probabilities[i]!, metadata.classes, k) }));
-  return { predictions, backend, workers: threads, decoding, assumed };
+  return { predictions, backend, threads, decoding, assumed };
 }
 
 /** The image files under `paths`, in the order given; a folder's files sorted by path. */

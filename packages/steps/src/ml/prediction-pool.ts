@@ -1,6 +1,5 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { SplitBatch } from '../data/dataset.js';
+import type { BatchOutput } from './batch-prediction.js';
 import type { BatchRequest, PredictionSetup } from './prediction-thread.js';
 import { threadsFor } from './threads/thread-count.js';
 import { ThreadGroup } from './threads/thread-group.js';
@@ -8,11 +7,11 @@ import { ThreadGroup } from './threads/thread-group.js';
 const PREDICTION_SCRIPT = new URL('./prediction-thread.js', import.meta.url);
 
 /**
- * Threads for running a model over `images` images, `batchSize` at a time (`threadsFor`); one when
- * running from TypeScript sources (unit tests), where the thread script is not compiled.
+ * Threads for running a model over `images` images, `batchSize` at a time (`threadsFor` with the user's
+ * `requested` count). From TypeScript sources (unit tests) too: startThread runs the thread's `.ts` source.
  */
-export function predictionThreads(images: number, batchSize: number): number {
-  return existsSync(fileURLToPath(PREDICTION_SCRIPT)) ? threadsFor(images, batchSize) : 1;
+export function predictionThreads(images: number, batchSize: number, requested: number | undefined): number {
+  return threadsFor(images, batchSize, requested);
 }
 
 /**
@@ -23,7 +22,7 @@ export function predictionThreads(images: number, batchSize: number): number {
 export class PredictionPool {
   private nextBatch = 0;
 
-  private constructor(private readonly threads: ThreadGroup<BatchRequest, { output: Float32Array }>) {}
+  private constructor(private readonly threads: ThreadGroup<BatchRequest, BatchOutput>) {}
 
   static async start(count: number, setup: PredictionSetup): Promise<PredictionPool> {
     return new PredictionPool(await ThreadGroup.start(PREDICTION_SCRIPT, Array.from({ length: count }, () => setup), 'prediction'));
@@ -31,7 +30,12 @@ export class PredictionPool {
 
   /** The model's output for every batch, in order. */
   async *predict(batches: AsyncIterable<SplitBatch>, signal: AbortSignal): AsyncGenerator<Float32Array> {
-    const inFlight: Promise<Float32Array>[] = [];
+    for await (const { output } of this.predictBatches(batches, signal)) yield output;
+  }
+
+  /** The model's output for every batch, in order, with the output on the mirrored batch when the setup asked for `flip`. */
+  async *predictBatches(batches: AsyncIterable<SplitBatch>, signal: AbortSignal): AsyncGenerator<BatchOutput> {
+    const inFlight: Promise<BatchOutput>[] = [];
     for await (const batch of batches) {
       signal.throwIfAborted();
       inFlight.push(this.submit(batch));
@@ -44,8 +48,8 @@ export class PredictionPool {
     return this.threads.close();
   }
 
-  private async submit(batch: SplitBatch): Promise<Float32Array> {
+  private submit(batch: SplitBatch): Promise<BatchOutput> {
     const thread = this.nextBatch++ % this.threads.size;
-    return (await this.threads.request(thread, { images: batch.images, count: batch.count })).output;
+    return this.threads.request(thread, { images: batch.images, count: batch.count });
   }
 }

@@ -6,8 +6,9 @@
 import { workerData } from 'node:worker_threads';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
-import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
+import type { Preprocessing } from '../runtime/preprocessing.js';
 import { loadBase, type LoadBaseOptions } from '../runtime/zoo.js';
+import { predictBatch, type BatchOutput } from './batch-prediction.js';
 import { loadModelArtifact } from './model-artifact.js';
 import { splitAtFirstTrainable } from './model-graph.js';
 import { serveRequests } from './threads/thread-group.js';
@@ -24,6 +25,8 @@ export interface PredictionSetup {
   model: PredictedModel;
   size: number;
   batchSize: number;
+  /** Also predict each batch mirrored left to right (test-time augmentation). */
+  flip?: boolean;
 }
 
 export interface BatchRequest {
@@ -47,20 +50,12 @@ async function loadPredictedModel(tf: Tf, setup: PredictionSetup): Promise<Loade
   return { predict: (x) => predicted.predict(x, { batchSize: setup.batchSize }) as Tfjs.Tensor, preprocessing: metadata.preprocessing };
 }
 
-await serveRequests<BatchRequest, { output: Float32Array }>(
+await serveRequests<BatchRequest, BatchOutput>(
   async () => {
     const setup = workerData as PredictionSetup;
     const { tf } = await loadBackend(setup.backend);
     const model = await loadPredictedModel(tf, setup);
-    return async (request) => {
-      const output = tf.tidy(() => {
-        const pixels = tf.tensor4d(request.images, [request.count, setup.size, setup.size, 3], 'int32');
-        return model.predict(toModelInput(tf, pixels, model.preprocessing));
-      });
-      const data = (await output.data()) as Float32Array;
-      output.dispose();
-      return { output: data };
-    };
+    return (request) => predictBatch(tf, model.predict, request, { size: setup.size, preprocessing: model.preprocessing, flip: setup.flip ?? false });
   },
-  (result) => [result.output.buffer as ArrayBuffer],
+  (result) => [result.output, result.flipped].flatMap((data) => (data ? [data.buffer as ArrayBuffer] : [])),
 );

@@ -23,8 +23,6 @@ export interface LoadedBackend {
 export interface LoadBackendOptions {
   /** Told once per process, on one line, which backend runs and why not a faster one. */
   log?: (line: string) => void;
-  /** Where `HEADSTART_BACKEND` is read from; `process.env` by default. */
-  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Tries to make one backend active; returns why it cannot (one short phrase), or null on success. */
@@ -35,12 +33,12 @@ const memo = new Map<string, Promise<LoadedBackend>>();
 let announced = false;
 
 /**
- * Loads TensorFlow.js with the fastest backend that works here, or the one named by `requested` or
- * `HEADSTART_BACKEND`. Native load failures make it fall back; a named backend that cannot load
- * throws BackendUnavailableError. Memoised per process.
+ * Loads TensorFlow.js with the fastest backend that works here, or the one named by `requested` (a
+ * step's: `backendSetting(ctx.settings.backend)`). Native load failures make it fall back; a named
+ * backend that cannot load throws BackendUnavailableError. Memoised per process.
  */
-export async function loadBackend(requested?: BackendName | 'auto', options: LoadBackendOptions = {}): Promise<LoadedBackend> {
-  const choice = requested ?? backendFromEnv(options.env ?? process.env);
+export async function loadBackend(requested: BackendName | 'auto' = 'auto', options: LoadBackendOptions = {}): Promise<LoadedBackend> {
+  const choice = requested;
   let pending = memo.get(choice);
   if (!pending) {
     pending = choice === 'auto' ? loadFastest() : loadNamed(choice);
@@ -56,12 +54,15 @@ export async function loadBackend(requested?: BackendName | 'auto', options: Loa
   return loaded;
 }
 
-/** Reads `HEADSTART_BACKEND`; an unknown value is a user error, not a silent fallback. */
-export function backendFromEnv(env: Readonly<Record<string, string | undefined>>): BackendName | 'auto' {
-  const value = env['HEADSTART_BACKEND']?.trim();
+/**
+ * The backend a step's `ctx.settings.backend` names (`--backend`, else $HEADSTART_BACKEND); an unknown
+ * name is a user error, not a silent fallback.
+ */
+export function backendSetting(setting: string | undefined): BackendName | 'auto' {
+  const value = setting?.trim();
   if (!value || value === 'auto') return 'auto';
   if (isBackendName(value)) return value;
-  throw new BackendUnavailableError(value, `HEADSTART_BACKEND must be one of ${BACKEND_NAMES.join(', ')} or auto`);
+  throw new BackendUnavailableError(value, `--backend (or HEADSTART_BACKEND) must be one of ${BACKEND_NAMES.join(', ')} or auto`);
 }
 
 export function isBackendName(value: string): value is BackendName {

@@ -5,7 +5,7 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { writeFileAtomic } from '@headstart/core';
 import { writeDirAtomic } from './atomic-file.js';
 import { IntegrityError, RuntimeUserError } from './errors.js';
-import { isSha256Hex as isSha256, sha256 } from '@headstart/core';
+import { isSha256Hex as isSha256 } from '@headstart/core';
 import { MODEL_JSON, manifestBytes, shardPaths } from './model-io.js';
 
 export interface DownloadOptions {
@@ -20,12 +20,11 @@ export interface DownloadOptions {
   log?: (line: string) => void;
 }
 
-/** Written last into a download directory: the hash of every file, checked on each later use. */
+/** Written into a download directory with its files, naming where they came from; without it the download never finished. */
 const RECEIPT = 'download.json';
 
 interface Receipt {
   url: string;
-  files: Record<string, string>;
 }
 
 /** The pin of a model: SHA-256 over model.json's bytes, then each shard's in manifest order. */
@@ -38,7 +37,7 @@ export function modelPin(jsonBytes: Uint8Array, shards: Iterable<Uint8Array>): s
 /**
  * Fetches a tfjs layers model (model.json and the weight shards its manifest lists) into
  * `<cacheDir>/downloads/<sha256>/`, verified and written atomically, and returns the local model.json
- * path. Later calls use the cached copy without the network while its files still match the receipt.
+ * path. Later calls use the cached copy without the network while its files still hash to the pin.
  * Only https is allowed, and plain http to a loopback address (local test servers).
  */
 export async function downloadModel(url: string, options: DownloadOptions): Promise<string> {
@@ -59,13 +58,9 @@ export async function downloadModel(url: string, options: DownloadOptions): Prom
     );
   }
   await writeDirAtomic(dir, async (tmp) => {
-    const files: Record<string, string> = { [MODEL_JSON]: sha256(jsonBytes) };
     await writeFileAtomic(path.join(tmp, MODEL_JSON), jsonBytes);
-    for (const [name, bytes] of shards) {
-      await writeFileAtomic(path.join(tmp, name), bytes);
-      files[name] = sha256(bytes);
-    }
-    await writeFileAtomic(path.join(tmp, RECEIPT), JSON.stringify({ url, files } satisfies Receipt));
+    for (const [name, bytes] of shards) await writeFileAtomic(path.join(tmp, name), bytes);
+    await writeFileAtomic(path.join(tmp, RECEIPT), JSON.stringify({ url } satisfies Receipt));
   });
   return path.join(dir, MODEL_JSON);
 }

@@ -4,7 +4,7 @@
  */
 export {
   BACKEND_NAMES,
-  backendFromEnv,
+  backendSetting,
   isBackendName,
   loadBackend,
   tfjsBackendName,
@@ -14,7 +14,7 @@ export {
   type Tf,
 } from './backend.js';
 export { BackendUnavailableError, IntegrityError, MemoryBudgetError, RuntimeUserError } from './errors.js';
-export { checkMemory, defaultMemoryBudget, formatBytes, tensorBytes, WASM_HEAP_LIMIT_BYTES } from './memory.js';
+export { checkMemory, defaultMemoryBudget, tensorBytes, WASM_HEAP_LIMIT_BYTES } from './memory.js';
 export { registerWasmKernels } from './wasm-kernels.js';
 export { BaseModel, type BaseInfo, type Pooling } from './base-model.js';
 export {

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { formatBytes } from '@headstart/core';
 import type { BackendName, Tf } from './backend.js';
 import { MemoryBudgetError } from './errors.js';
 
@@ -35,10 +36,4 @@ export function checkMemory(tf: Tf, budgetBytes: number, plannedBytes = 0, what 
     `tensors would take ${formatBytes(held + plannedBytes)} (${formatBytes(held)} held + ${formatBytes(plannedBytes)} ` +
       `for ${what}), over the ${formatBytes(budgetBytes)} memory budget${onWasm}: use a smaller batch_size or input_size`,
   );
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }

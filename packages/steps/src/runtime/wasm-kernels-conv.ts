@@ -31,7 +31,8 @@ export function conv2dBackpropFilter(
 /**
  * dx = the full correlation of dy (dilated by the stride) with the spatially reversed filter, its
  * in and out channels swapped: one forward Conv2D, which wasm runs through XNNPACK, where wasm's own
- * Conv2DBackpropInput is a plain loop about ten times slower. A pointwise conv's is dy·Wᵀ.
+ * Conv2DBackpropInput is a plain loop, several times slower (bench/kernels/RESULTS.md; BENCHMARKS.md,
+ * "bench/kernels: training kernels on wasm"). A pointwise conv's is dy·Wᵀ.
  */
 export function conv2dBackpropInput(
   tf: Tf,

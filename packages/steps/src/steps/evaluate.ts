@@ -2,13 +2,16 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepUserError, defineStep } from '@headstart/core';
 import { SPLITS, openSplit, splitFiles, type PreprocessedSplit, type Split } from '../data/dataset.js';
+import { flipAveraged } from '../ml/batch-prediction.js';
 import { classificationReport, confusionTable, type ClassificationReport } from '../ml/metrics.js';
 import { readModelMetadata, type ModelMetadata } from '../ml/model-artifact.js';
 import { modelOutputs } from '../ml/model-outputs.js';
 import { predictionThreads } from '../ml/prediction-pool.js';
-import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 
-const GATED_METRICS = ['accuracy', 'top_k_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc'] as const;
+/** What metrics.json adds with test-time augmentation; the report's own metrics stay the plain model's. */
+const TTA_METRICS = ['tta_accuracy', 'tta_top_k_accuracy'] as const;
+const GATED_METRICS = ['accuracy', 'top_k_accuracy', 'macro_precision', 'macro_recall', 'macro_f1', 'roc_auc', ...TTA_METRICS] as const;
 type GatedMetric = (typeof GATED_METRICS)[number];
 
 interface Params {
@@ -17,7 +20,12 @@ interface Params {
   batch_size: number;
   fail_under: Partial<Record<GatedMetric, number>>;
   max_drop: Partial<Record<GatedMetric, number>>;
+  /** Absent (no schema default, so existing stages keep their cache keys) means no test-time augmentation. */
+  tta?: { flip: boolean };
 }
+
+/** metrics.json: the split, the plain model's report, and with `tta` the accuracies of the averaged predictions. */
+type EvaluateMetrics = ClassificationReport & { split: Split; tta?: { flip: true } } & Partial<Record<(typeof TTA_METRICS)[number], number>>;
 
 export default defineStep<Params>({
   name: 'evaluate',
@@ -44,53 +52,83 @@ export default defineStep<Params>({
         description: 'a metric that fell by more than this against the baseline lock file (`headstart run --baseline REV`, default HEAD) makes the run exit with code 3',
         properties: Object.fromEntries(GATED_METRICS.map((m) => [m, { type: 'number', minimum: 0, maximum: 1 }])),
       },
+      tta: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['flip'],
+        description: 'test-time augmentation: `flip: true` also predicts every image mirrored left to right and averages the two outputs (softmax, or a binary model\'s sigmoid). metrics.json and the report keep the plain model\'s numbers (`accuracy`, …) and metrics.json adds `tta_accuracy` and `tta_top_k_accuracy` (as fastai\'s `learn.tta()` sits beside `learn.validate()`); both can be gated by fail_under and max_drop. Absent: off',
+        properties: { flip: { type: 'boolean', description: 'average the prediction on each image with the one on its horizontal mirror image' } },
+      },
     },
   },
   inputs: ['model', 'dataset'],
   outputs: ['metrics', 'report'],
   async run(ctx) {
-    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const flip = ctx.params.tta?.flip ?? false;
+    if (!flip) refuseTtaGates(ctx.params);
+    const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const metadata = await readModelMetadata(ctx.inputs['model']!);
     const source = await openSplit(ctx.inputs['dataset']!, ctx.params.split);
     if (source.classes.join('\n') !== metadata.classes.join('\n')) {
       throw new StepUserError(`the dataset's classes (${source.classes.join(', ')}) are not the model's (${metadata.classes.join(', ')})`);
     }
-    const { labels, probabilities, workers } = await predictSplit(tf, metadata, source, { modelDir: ctx.inputs['model']!, backend, batchSize: ctx.params.batch_size }, ctx.signal, (done) => ctx.progress(done, source.count, 'images'));
-    const report = classificationReport(labels, probabilities, metadata.classes, Math.min(ctx.params.top_k, metadata.classes.length));
-    await writeFile(join(ctx.outputs['metrics']!, 'metrics.json'), `${JSON.stringify({ split: ctx.params.split, ...report }, null, 2)}\n`);
+    const { labels, probabilities, ttaProbabilities, threads } = await predictSplit(tf, metadata, source, { modelDir: ctx.inputs['model']!, backend, batchSize: ctx.params.batch_size, requestedThreads: ctx.settings.threads, flip }, ctx.signal, (done) => ctx.progress(done, source.count, 'images'));
+    const topK = Math.min(ctx.params.top_k, metadata.classes.length);
+    const report = classificationReport(labels, probabilities, metadata.classes, topK);
+    const metrics: EvaluateMetrics = { split: ctx.params.split, ...report, ...(ttaProbabilities ? ttaMetrics(classificationReport(labels, ttaProbabilities, metadata.classes, topK)) : {}) };
+    await writeFile(join(ctx.outputs['metrics']!, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     logReport(report, ctx.params.split, (line) => ctx.log.info(line));
+    if (metrics.tta_accuracy !== undefined) ctx.log.info(`${ctx.params.split} with test-time augmentation (flip): accuracy ${metrics.tta_accuracy.toFixed(4)}, top-${report.top_k} ${metrics.tta_top_k_accuracy!.toFixed(4)}`);
     const { writeReport } = await import('../report/write-report.js');
     await writeReport(ctx.outputs['report']!, { split: ctx.params.split, base: metadata.base.ref, report, labels, probabilities, history: metadata.history ?? [], imagesFile: splitFiles(ctx.inputs['dataset']!, ctx.params.split).images });
-    return { info: { backend, workers }, metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
+    return { info: { backend, threads }, metrics: headlineMetrics(metrics), failedChecks: failedChecks(metrics, ctx.params.fail_under, ctx.params.split) };
   },
   /** The numbers `run` returned, from the metrics.json it wrote. */
   async summarize(ctx) {
-    const report = JSON.parse(await readFile(join(ctx.outputs['metrics']!, 'metrics.json'), 'utf8')) as ClassificationReport;
+    const report = JSON.parse(await readFile(join(ctx.outputs['metrics']!, 'metrics.json'), 'utf8')) as EvaluateMetrics;
     return { metrics: headlineMetrics(report), failedChecks: failedChecks(report, ctx.params.fail_under, ctx.params.split) };
   },
 });
 
 async function predictSplit(
-  tf: Tf, metadata: ModelMetadata, source: PreprocessedSplit, o: { modelDir: string; backend: BackendName; batchSize: number },
+  tf: Tf, metadata: ModelMetadata, source: PreprocessedSplit, o: { modelDir: string; backend: BackendName; batchSize: number; requestedThreads: number | undefined; flip: boolean },
   signal: AbortSignal, progress: (done: number) => void,
-): Promise<{ labels: Int32Array; probabilities: Float32Array; workers: number }> {
+): Promise<{ labels: Int32Array; probabilities: Float32Array; ttaProbabilities: Float32Array | undefined; threads: number }> {
   const classCount = metadata.classes.length;
   const labels = await source.readLabels();
   const probabilities = new Float32Array(source.count * classCount);
-  const workers = predictionThreads(source.count, o.batchSize);
+  const ttaProbabilities = o.flip ? new Float32Array(source.count * classCount) : undefined;
+  const threads = predictionThreads(source.count, o.batchSize, o.requestedThreads);
   let done = 0;
-  for await (const output of modelOutputs(tf, source.batches(o.batchSize), { ...o, size: source.size, threads: workers, signal })) {
-    const rows = metadata.binary ? output.length : output.length / classCount;
-    // A binary model's one sigmoid column p becomes the two columns (1 − p, p).
-    probabilities.set(metadata.binary ? Float32Array.from({ length: rows * 2 }, (_, i) => (i % 2 ? output[i >> 1]! : 1 - output[i >> 1]!)) : output, done * classCount);
-    done += rows;
+  for await (const batch of modelOutputs(tf, source.batches(o.batchSize), { ...o, size: source.size, threads, signal })) {
+    const columns = classColumns(batch.output, metadata.binary);
+    probabilities.set(columns, done * classCount);
+    ttaProbabilities?.set(classColumns(flipAveraged(batch), metadata.binary), done * classCount);
+    done += columns.length / classCount;
     progress(done);
   }
-  return { labels, probabilities, workers };
+  return { labels, probabilities, ttaProbabilities, threads };
+}
+
+/** A batch's rows of class probabilities: a binary model's one sigmoid column p becomes the two columns (1 − p, p). */
+function classColumns(output: Float32Array, binary: boolean): Float32Array {
+  return binary ? Float32Array.from({ length: output.length * 2 }, (_, i) => (i % 2 ? output[i >> 1]! : 1 - output[i >> 1]!)) : output;
+}
+
+function ttaMetrics(report: ClassificationReport): Pick<EvaluateMetrics, 'tta' | (typeof TTA_METRICS)[number]> {
+  return { tta: { flip: true }, tta_accuracy: report.accuracy, tta_top_k_accuracy: report.top_k_accuracy };
+}
+
+/** A gate on a TTA metric would never be checked without TTA. */
+function refuseTtaGates(params: Params): void {
+  for (const gate of ['fail_under', 'max_drop'] as const) {
+    const metric = TTA_METRICS.find((name) => params[gate][name] !== undefined);
+    if (metric) throw new StepUserError(`${gate}.${metric} needs test-time augmentation: add \`tta: { flip: true }\``);
+  }
 }
 
 
-function headlineMetrics(report: ClassificationReport): Record<string, number> {
+function headlineMetrics(report: EvaluateMetrics): Record<string, number> {
   const metrics: Record<string, number> = {};
   for (const name of GATED_METRICS) {
     const value = report[name];
@@ -99,10 +137,11 @@ function headlineMetrics(report: ClassificationReport): Record<string, number> {
   return metrics;
 }
 
-function failedChecks(report: ClassificationReport, thresholds: Params['fail_under'], split: Split): string[] {
+function failedChecks(report: EvaluateMetrics, thresholds: Params['fail_under'], split: Split): string[] {
   return Object.entries(thresholds).flatMap(([name, threshold]) => {
     const value = report[name as GatedMetric];
     if (value === null) return [`${name} is undefined on the ${split} split (a class without positives or negatives), so fail_under ${threshold} cannot pass`];
+    if (value === undefined) return []; // a TTA metric without TTA: refuseTtaGates stopped the run
     return value < threshold! ? [`${name} ${value.toFixed(4)} on the ${split} split is below fail_under ${threshold}`] : [];
   });
 }

@@ -3,7 +3,7 @@ import { defineStep } from '@headstart/core';
 import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split, type SplitBatch } from '../data/dataset.js';
 import { featureFiles, prepareSplitDir, writeFeatureMetadata } from '../ml/features.js';
 import { PredictionPool, predictionThreads } from '../ml/prediction-pool.js';
-import { loadBackend, type Tf } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import type { BaseModel } from '../runtime/base-model.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { NpyWriter } from '../runtime/npy.js';
@@ -38,7 +38,7 @@ export default defineStep<Params>({
   inputs: ['dataset'],
   outputs: ['features'],
   async run(ctx) {
-    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const dataset = ctx.inputs['dataset']!;
     const out = ctx.outputs['features']!;
     const preprocessing = await readPreprocessing(dataset);
@@ -53,8 +53,8 @@ export default defineStep<Params>({
     const base = await loadBase(tf, ctx.params.base, { ...baseOptions, signal: ctx.signal, log: (line) => ctx.log.info(line) });
     const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
     const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
-    const workers = predictionThreads(total, ctx.params.batch_size);
-    const pool = workers > 1 ? await PredictionPool.start(workers, { backend, model: { kind: 'base', ref: ctx.params.base, options: baseOptions }, size: preprocessing.size, batchSize: ctx.params.batch_size }) : undefined;
+    const threads = predictionThreads(total, ctx.params.batch_size, ctx.settings.threads);
+    const pool = threads > 1 ? await PredictionPool.start(threads, { backend, model: { kind: 'base', ref: ctx.params.base, options: baseOptions }, size: preprocessing.size, batchSize: ctx.params.batch_size }) : undefined;
     try {
       const budget = defaultMemoryBudget(backend);
       const featuresOf = (batches: AsyncIterable<SplitBatch>, size: number) => (pool ? pool.predict(batches, ctx.signal) : extractHere(tf, base, batches, size, ctx.params.batch_size, budget, ctx.signal));
@@ -65,9 +65,9 @@ export default defineStep<Params>({
         done += await extractSplit(featuresOf, base.info.featureShape, dataset, out, split, ctx.params.batch_size, (n) => ctx.progress(offset + n, total, 'images'));
       }
       const seconds = (performance.now() - started) / 1000;
-      ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}${pool ? ` × ${workers} workers` : ''}`);
+      ctx.log.info(`${done} images through ${ctx.params.base} (cut at ${base.info.layer}, features ${base.info.featureShape.join('×')}) in ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(1)} images/s on ${backend}${pool ? ` × ${threads} threads` : ''}`);
       await writeFeatureMetadata(out, dataset, { ref: ctx.params.base, ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}), inputSize: preprocessing.size, info: base.info, imageDecoding: { size: preprocessing.size, fit: preprocessing.fit, background: preprocessing.background } });
-      return { info: { backend, workers }, metrics: { images_per_second: Math.round((done / seconds) * 10) / 10 } };
+      return { info: { backend, threads }, metrics: { images_per_second: Math.round((done / seconds) * 10) / 10 } };
     } finally {
       await pool?.close();
       base.dispose();

@@ -8,7 +8,7 @@ import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js
 import { startEpochTrainer } from '../ml/data-parallel/epochs.js';
 import { PredictionPool, predictionThreads } from '../ml/prediction-pool.js';
 import { TRAINING_PARAMS, describeEpoch, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
-import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput } from '../runtime/preprocessing.js';
@@ -39,7 +39,7 @@ export default defineStep<Params>({
   outputs: ['model', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
-    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const { model, metadata } = await loadModelArtifact(tf, ctx.inputs['model']!);
     try {
       if (firstTrainableIndex(model) < 0) throw new StepUserError('nothing in the model is trainable: put an unfreeze stage before fine-tune');
@@ -49,12 +49,12 @@ export default defineStep<Params>({
       const trained = split?.upper ?? model;
       const budget = defaultMemoryBudget(backend);
       const started = performance.now();
-      const data = await loadTrainingData({ tf, datasetDir: ctx.inputs['dataset']!, modelDir: ctx.inputs['model']!, metadata, lower: split?.lower, backend, budget, signal: ctx.signal });
+      const data = await loadTrainingData({ tf, datasetDir: ctx.inputs['dataset']!, modelDir: ctx.inputs['model']!, metadata, lower: split?.lower, backend, budget, requestedThreads: ctx.settings.threads, signal: ctx.signal });
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      if (split) ctx.log.info(`cached the frozen part's output ${split.boundaryShape.join('×')} for ${data.train.count + (data.val?.count ?? 0)} images in ${seconds} s (${data.threads} worker${data.threads > 1 ? 's' : ''}); training ${trained.layers.length - 1} layers`);
+      if (split) ctx.log.info(`cached the frozen part's output ${split.boundaryShape.join('×')} for ${data.train.count + (data.val?.count ?? 0)} images in ${seconds} s (${data.threads} thread${data.threads > 1 ? 's' : ''}); training ${trained.layers.length - 1} layers`);
       try {
         trained.compile({ optimizer: makeOptimizer(tf, ctx.params), loss: metadata.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
-        const trainer = await startEpochTrainer(tf, trained, data, { batchSize: ctx.params.batch_size, log: (line) => ctx.log.info(line) });
+        const trainer = await startEpochTrainer(tf, trained, data, { batchSize: ctx.params.batch_size, requestedThreads: ctx.settings.threads, log: (line) => ctx.log.info(line) });
         const history = await fitWithEarlyStopping(trained, trainer, {
           epochs: ctx.params.epochs,
           seed: ctx.seed,
@@ -89,6 +89,8 @@ interface TrainingInputs {
   lower: Tfjs.LayersModel | undefined;
   backend: BackendName;
   budget: number;
+  /** The user's thread count (`ctx.settings.threads`). */
+  requestedThreads: number | undefined;
   signal: AbortSignal;
 }
 
@@ -100,7 +102,7 @@ interface TrainingInputs {
 async function loadTrainingData(o: TrainingInputs): Promise<{ train: TensorSplit; val?: TensorSplit; threads: number }> {
   const train = await openSplit(o.datasetDir, 'train');
   const val = await openSplit(o.datasetDir, 'val').catch(() => undefined);
-  const threads = o.lower ? predictionThreads(train.count + (val?.count ?? 0), INPUT_BATCH) : 1;
+  const threads = o.lower ? predictionThreads(train.count + (val?.count ?? 0), INPUT_BATCH, o.requestedThreads) : 1;
   const pool = threads > 1 ? await PredictionPool.start(threads, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir, part: 'frozen' }, size: train.size, batchSize: INPUT_BATCH }) : undefined;
   try {
     const trainTensors = await splitTensors(o, 'train', train, pool);

@@ -5,7 +5,7 @@ import { StepUserError, defineStep } from '@headstart/core';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
 import { saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
 import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
-import { loadBackend, type Tf } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { loadBase } from '../runtime/zoo.js';
 import { metricsFromHistory } from '../ml/history-summary.js';
 
@@ -47,7 +47,7 @@ export default defineStep<Params>({
   outputs: ['model', 'head', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
-    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const featuresDir = ctx.inputs['features']!;
     const classes = await readClasses(featuresDir);
     const p = ctx.params;

@@ -5,7 +5,7 @@ import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, readPreprocessing, type Split } from '../data/dataset.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
 import { LAYER_SCHEMAS, TRAINING_PARAMS, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
-import { loadBackend, type Tf } from '../runtime/backend.js';
+import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
 import { metricsFromHistory } from '../ml/history-summary.js';
@@ -53,7 +53,7 @@ export default defineStep<Params>({
   outputs: ['model', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
-    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const datasetDir = ctx.inputs['dataset']!;
     const info = await readPreprocessing(datasetDir);
     if (!info.splits.train) throw new StepUserError('the dataset has no train split');

@@ -2,7 +2,7 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep, didYouMean } from '@headstart/core';
 import { loadModelArtifact, saveModelArtifact } from '../ml/model-artifact.js';
 import { computeLayers } from '../ml/model-graph.js';
-import { loadBackend } from '../runtime/backend.js';
+import { backendSetting, loadBackend } from '../runtime/backend.js';
 
 interface Params {
   from_layer?: string;
@@ -27,7 +27,7 @@ export default defineStep<Params>({
   inputs: ['model'],
   outputs: ['model'],
   async run(ctx) {
-    const { tf, backend } = await loadBackend(undefined, { log: (line) => ctx.log.info(line) });
+    const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const { model, metadata } = await loadModelArtifact(tf, ctx.inputs['model']!);
     try {
       const baseLayers = computeLayers(model).filter((layer) => !metadata.headLayers.includes(layer.name));

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll } from 'vitest';
-import type { StepContext, StepDefinition } from '@headstart/core';
+import type { StepContext, StepDefinition, StepSettings } from '@headstart/core';
 
 /** A fresh directory, removed after the file's tests. */
 export async function tempDir(prefix = 'headstart-data-'): Promise<string> {
@@ -52,7 +52,7 @@ export interface Recorded {
 }
 
 /** A step context on temporary folders, as the engine would build it; logs and progress are recorded. */
-export async function contextFor<P>(params: P, options: { workdir: string; inputs?: Record<string, string>; outputs: readonly string[]; seed?: number }): Promise<{ ctx: StepContext<P>; recorded: Recorded; outputs: Record<string, string> }> {
+export async function contextFor<P>(params: P, options: { workdir: string; inputs?: Record<string, string>; outputs: readonly string[]; seed?: number; settings?: StepSettings }): Promise<{ ctx: StepContext<P>; recorded: Recorded; outputs: Record<string, string> }> {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'headstart-ctx-'));
   afterAll(() => rm(scratch, { recursive: true, force: true }));
   const outputs: Record<string, string> = {};
@@ -72,6 +72,7 @@ export async function contextFor<P>(params: P, options: { workdir: string; input
     seed: options.seed ?? 0,
     signal: new AbortController().signal,
     log: { info: (m) => recorded.infos.push(m), warn: (m) => recorded.warnings.push(m) },
+    settings: options.settings ?? {},
     progress: (done, total) => recorded.progress.push([done, total]),
   };
   return { ctx, recorded, outputs };
@@ -91,7 +92,7 @@ export function paramsFor<P>(step: StepDefinition<P>, params: Record<string, unk
 }
 
 /** Runs a step on a context and returns what the test needs. */
-export async function runStep<P>(step: StepDefinition<P>, params: Record<string, unknown>, options: { workdir: string; inputs?: Record<string, string>; seed?: number }) {
+export async function runStep<P>(step: StepDefinition<P>, params: Record<string, unknown>, options: { workdir: string; inputs?: Record<string, string>; seed?: number; settings?: StepSettings }) {
   const outputNames = typeof step.outputs === 'function' ? step.outputs(paramsFor(step, params)) : step.outputs;
   const { ctx, recorded, outputs } = await contextFor(paramsFor(step, params), { ...options, outputs: outputNames });
   const result = await step.run(ctx);

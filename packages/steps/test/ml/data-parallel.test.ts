@@ -1,5 +1,4 @@
 import type { LayersModel, Tensor, Tensor2D } from '@tensorflow/tfjs';
-import type * as WorkerThreads from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startEpochTrainer } from '../../src/ml/data-parallel/epochs.js';
 import { planTraining } from '../../src/ml/data-parallel/plan.js';
@@ -8,19 +7,9 @@ import { threadsFor } from '../../src/ml/threads/thread-count.js';
 import { fitEpochs, fitWithEarlyStopping, type FitOptions, type History, type TensorSplit } from '../../src/ml/training.js';
 import { freezeBatchNorm, loadModel, MNIST_CNN_DIR } from '../../src/runtime/index.js';
 import { mnistDigits, wasm } from '../runtime/helpers.js';
+import { startedThreads as started } from './recorded-threads.js';
 
-/** Every thread the code under test starts, to check that none outlives training. */
-const started = vi.hoisted(() => [] as WorkerThreads.Worker[]);
-vi.mock('node:worker_threads', async (importOriginal) => {
-  const actual = await importOriginal<typeof WorkerThreads>();
-  class RecordedWorker extends actual.Worker {
-    constructor(...args: ConstructorParameters<typeof actual.Worker>) {
-      super(...args);
-      started.push(this);
-    }
-  }
-  return { ...actual, Worker: RecordedWorker };
-});
+vi.mock('node:worker_threads', async (importOriginal) => (await import('./recorded-threads.js')).recordingWorkerThreads(importOriginal));
 
 const tf = await wasm();
 
@@ -179,31 +168,21 @@ describe('fitWithEarlyStopping on 2 threads', () => {
 });
 
 describe('threadsFor', () => {
-  afterEach(() => {
-    delete process.env['HEADSTART_WORKERS'];
-  });
-
-  it('takes --workers (HEADSTART_WORKERS) when the work has four batches per thread, else one', () => {
-    process.env['HEADSTART_WORKERS'] = '3';
-    expect(threadsFor(3 * 32 * 4, 32)).toBe(3);
-    expect(threadsFor(3 * 32 * 4 - 1, 32)).toBe(1);
-    process.env['HEADSTART_WORKERS'] = '1';
-    expect(threadsFor(10_000, 32)).toBe(1);
+  it('takes the requested count (ctx.settings.threads) when the work has four batches per thread, else one', () => {
+    expect(threadsFor(3 * 32 * 4, 32, 3)).toBe(3);
+    expect(threadsFor(3 * 32 * 4 - 1, 32, 3)).toBe(1);
+    expect(threadsFor(10_000, 32, 1)).toBe(1);
+    expect(threadsFor(10_000, 32, Number.NaN)).toBe(1);
   });
 });
 
 describe('planTraining', () => {
-  afterEach(() => {
-    delete process.env['HEADSTART_WORKERS'];
-  });
-
   it('gives no more threads than a batch has slices, and the split-size rule when no count is given', async () => {
     const model = await smallConvNet();
     expect(planTraining(tf, model, { samples: 100, batchSize: 32, threads: 8 })).toEqual({ sliced: true, threads: 2 });
     expect(planTraining(tf, model, { samples: 100, batchSize: 64, threads: 3 })).toEqual({ sliced: true, threads: 3 });
-    process.env['HEADSTART_WORKERS'] = '2';
-    expect(planTraining(tf, model, { samples: 2 * 32 * 4, batchSize: 32 })).toEqual({ sliced: true, threads: 2 });
-    expect(planTraining(tf, model, { samples: 2 * 32 * 4 - 1, batchSize: 32 })).toEqual({ sliced: true, threads: 1 });
+    expect(planTraining(tf, model, { samples: 2 * 32 * 4, batchSize: 32, requestedThreads: 2 })).toEqual({ sliced: true, threads: 2 });
+    expect(planTraining(tf, model, { samples: 2 * 32 * 4 - 1, batchSize: 32, requestedThreads: 2 })).toEqual({ sliced: true, threads: 1 });
     model.dispose();
   });
 

@@ -1,19 +1,8 @@
-import type * as WorkerThreads from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ThreadGroup } from '../../src/ml/threads/thread-group.js';
+import { startedThreads as started } from './recorded-threads.js';
 
-/** Every thread started, to check that none is left running. */
-const started = vi.hoisted(() => [] as WorkerThreads.Worker[]);
-vi.mock('node:worker_threads', async (importOriginal) => {
-  const actual = await importOriginal<typeof WorkerThreads>();
-  class RecordedWorker extends actual.Worker {
-    constructor(...args: ConstructorParameters<typeof actual.Worker>) {
-      super(...args);
-      started.push(this);
-    }
-  }
-  return { ...actual, Worker: RecordedWorker };
-});
+vi.mock('node:worker_threads', async (importOriginal) => (await import('./recorded-threads.js')).recordingWorkerThreads(importOriginal));
 
 const ECHO = new URL('./fixtures/echo-thread.js', import.meta.url);
 type Echo = ThreadGroup<{ value: number; exit?: boolean }, { value: number }>;

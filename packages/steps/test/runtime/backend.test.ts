@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backendFromEnv, describeNativeFailure, loadBackend } from '../../src/runtime/backend.js';
+import { backendSetting, describeNativeFailure, loadBackend } from '../../src/runtime/backend.js';
 import { BackendUnavailableError, RuntimeUserError } from '../../src/runtime/index.js';
 
 const require = createRequire(import.meta.url);
@@ -21,8 +21,8 @@ const nativeMissing = !nativeAddonInstalled('@tensorflow/tfjs-node') && !nativeA
 describe('loadBackend', () => {
   it.runIf(nativeMissing)('falls back past the native backends and says why, once, on one line', async () => {
     const lines: string[] = [];
-    const first = await loadBackend(undefined, { log: (line) => lines.push(line), env: {} });
-    const again = await loadBackend(undefined, { log: (line) => lines.push(line), env: {} });
+    const first = await loadBackend(undefined, { log: (line) => lines.push(line) });
+    const again = await loadBackend(undefined, { log: (line) => lines.push(line) });
     expect(first.backend).toBe('wasm');
     expect(again).toBe(first);
     expect(first.tf.getBackend()).toBe('wasm');
@@ -46,11 +46,11 @@ describe('loadBackend', () => {
     expect(wasm.tf.tensor1d([1, 2, 3]).sum().dataSync()[0]).toBe(6);
   });
 
-  it('reads HEADSTART_BACKEND and rejects unknown values', () => {
-    expect(backendFromEnv({})).toBe('auto');
-    expect(backendFromEnv({ HEADSTART_BACKEND: 'wasm' })).toBe('wasm');
-    expect(() => backendFromEnv({ HEADSTART_BACKEND: 'gpu' })).toThrow(BackendUnavailableError);
-    expect(() => backendFromEnv({ HEADSTART_BACKEND: 'gpu' })).toThrow(/HEADSTART_BACKEND must be one of tensorflow-gpu, tensorflow, wasm, cpu or auto/);
+  it('reads ctx.settings.backend and rejects unknown values', () => {
+    expect(backendSetting(undefined)).toBe('auto');
+    expect(backendSetting(' wasm ')).toBe('wasm');
+    expect(() => backendSetting('gpu')).toThrow(BackendUnavailableError);
+    expect(() => backendSetting('gpu')).toThrow(/--backend \(or HEADSTART_BACKEND\) must be one of tensorflow-gpu, tensorflow, wasm, cpu or auto/);
   });
 
   it('turns native load errors into short reasons', () => {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import extractFeatures from '../../src/steps/extract-features.js';
 import fineTune from '../../src/steps/fine-tune.js';
 import loadData from '../../src/steps/load-data.js';
@@ -23,10 +23,6 @@ beforeAll(async () => {
   unfrozen = (await runStep(unfreeze, { from_layer: 'conv3' }, { workdir, inputs: { model: head.outputs['model']! } })).outputs['model']!;
 }, 120_000);
 
-afterEach(() => {
-  delete process.env['HEADSTART_WORKERS'];
-});
-
 async function weights(modelDir: string): Promise<Float32Array> {
   const bytes = await readFile(path.join(modelDir, 'weights.bin'));
   return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
@@ -37,9 +33,8 @@ function maxDifference(a: Float32Array, b: Float32Array): number {
   return a.reduce((max, value, i) => Math.max(max, Math.abs(value - b[i]!)), 0);
 }
 
-async function fineTuneWith(workers: number) {
-  process.env['HEADSTART_WORKERS'] = String(workers);
-  const run = await runStep(fineTune, { epochs: 2, lr: 0.001, batch_size: 32 }, { workdir, inputs: { model: unfrozen, dataset }, seed: 1 });
+async function fineTuneWith(threads: number) {
+  const run = await runStep(fineTune, { epochs: 2, lr: 0.001, batch_size: 32 }, { workdir, inputs: { model: unfrozen, dataset }, seed: 1, settings: { threads } });
   const history = JSON.parse(await readFile(path.join(run.outputs['history']!, 'history.json'), 'utf8'));
   return { infos: run.recorded.infos, history, weights: await weights(run.outputs['model']!) };
 }

@@ -23,8 +23,10 @@ export interface PlanInput {
   samples: number;
   batchSize: number;
   classWeight?: Record<number, number> | undefined;
-  /** Threads wanted; absent, those `threadsFor` gives the split (--workers, else one per core). */
+  /** Threads wanted; absent, those `threadsFor` gives the split for the user's `requestedThreads`. */
   threads?: number | undefined;
+  /** The user's thread count (`ctx.settings.threads`: --workers, else one per core). */
+  requestedThreads?: number | undefined;
 }
 
 /** Layers whose output depends on the batch they see, not only on each row. */
@@ -35,7 +37,7 @@ const BATCH_DEPENDENT = ['GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'Sp
  * threads than a batch has slices; tfjs's `fit` where slicing would change more than rounding.
  */
 export function planTraining(tf: Tf, model: Tfjs.LayersModel, input: PlanInput): TrainingPlan {
-  const wanted = input.threads ?? threadsFor(input.samples, input.batchSize);
+  const wanted = input.threads ?? threadsFor(input.samples, input.batchSize, input.requestedThreads);
   const obstacle = dataParallelObstacle(tf, model, input.classWeight);
   if (obstacle) return { sliced: false, threads: 1, ...(wanted > 1 ? { oneThreadBecause: obstacle } : {}) };
   const threads = Math.max(1, Math.min(wanted, Math.ceil(input.batchSize / SLICE_ROWS)));

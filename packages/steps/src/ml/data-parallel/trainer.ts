@@ -99,8 +99,8 @@ export class DataParallelTrainer {
   }
 
   /** Runs 1… of `runs` (the main thread takes run 0) to the replica threads; undefined for an empty run. */
-  private askReplicas(runs: [number, number][], request: (first: number, end: number) => ReplicaRequest): (Promise<Sums> | undefined)[] {
-    return runs.slice(1).map(([first, end], i) => (end > first ? this.replicas!.request(i, request(first, end)) : undefined));
+  private askReplicas(runs: [number, number][], request: (first: number, end: number) => ReplicaRequest): Promise<Sums | undefined>[] {
+    return runs.slice(1).map(([first, end], i) => (end > first ? this.replicas!.request(i, request(first, end)) : Promise.resolve(undefined)));
   }
 
   /** The main thread's slices, their gradients summed in slice order. */

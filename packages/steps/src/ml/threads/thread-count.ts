@@ -1,12 +1,12 @@
 import { availableParallelism } from 'node:os';
 
 /**
- * Threads the user asked for: $HEADSTART_WORKERS (the CLI's --workers), else one per core. The one
- * place ml/ reads that setting.
+ * Threads the user asked for: `requested` (a step's `ctx.settings.threads`: --workers, else
+ * $HEADSTART_WORKERS), else one per core. Anything but a whole number of 2 or more is one.
  */
-export function requestedThreads(env: Readonly<Record<string, string | undefined>> = process.env): number {
-  const requested = Number(env['HEADSTART_WORKERS'] ?? availableParallelism());
-  return Number.isInteger(requested) && requested >= 2 ? requested : 1;
+export function requestedThreads(requested: number | undefined): number {
+  const threads = requested ?? availableParallelism();
+  return Number.isInteger(threads) && threads >= 2 ? threads : 1;
 }
 
 /**
@@ -14,6 +14,7 @@ export function requestedThreads(env: Readonly<Record<string, string | undefined
  * requested number when each thread gets four batches or more, else one (starting threads and
  * loading a model in each would not pay).
  */
-export function threadsFor(items: number, batchSize: number, requested: number = requestedThreads()): number {
-  return requested > 1 && items >= requested * batchSize * 4 ? requested : 1;
+export function threadsFor(items: number, batchSize: number, requested: number | undefined): number {
+  const threads = requestedThreads(requested);
+  return threads > 1 && items >= threads * batchSize * 4 ? threads : 1;
 }

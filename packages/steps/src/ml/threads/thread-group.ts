@@ -120,14 +120,15 @@ export async function serveRequests<Request extends object, Result extends objec
     port.postMessage({ error: messageOf(error) } satisfies SetupFailure);
     return;
   }
-  port.on('message', async ({ id, ...request }: { id: number } & Request) => {
+  const reply = async ({ id, ...request }: { id: number } & Request): Promise<void> => {
     try {
       const result = await handle(request as unknown as Request);
       port.postMessage({ ...result, id }, transfer(result));
     } catch (error) {
       port.postMessage({ id, error: messageOf(error) });
     }
-  });
+  };
+  port.on('message', (message: { id: number } & Request) => void reply(message));
   port.postMessage('ready');
 }
 
