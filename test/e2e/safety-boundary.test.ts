@@ -219,6 +219,8 @@ describe('clean deletes only a headstart cache', () => {
     const status = await rig.run('status', 'project/headstart.yaml', '--cache-dir', mine);
     expectOneLine(status, `${mine} is not a headstart cache (no CACHEDIR.TAG, and it holds thesis.tex); nothing was deleted`);
     expect(rig.exists('mine/CACHEDIR.TAG')).toBe(false);
+    // Loading refuses the folder before it writes its validators and validated files there.
+    expect(readdirSync(mine).sort()).toEqual(['downloads', 'thesis.tex', 'tmp']);
     const clean = await rig.run('clean', 'project/headstart.yaml', '--cache-dir', mine);
     expectOneLine(clean, /is not a headstart cache/);
     expect(rig.read('mine/downloads/paper.pdf')).toBe('pdf\n');

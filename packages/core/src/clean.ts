@@ -17,12 +17,15 @@ const CACHE_PARTS = new Set(['objects', 'runs', 'trees', 'tmp', 'locks', 'index.
 /** `index.json.tmp-…`: an atomic write interrupted by a crash. */
 const isCachePart = (name: string) => CACHE_PARTS.has(name) || name.startsWith('index.json.tmp-');
 
-/** What loading a pipeline writes into its cache directory before the cache is opened (pipeline.ts). */
+/**
+ * What loading a pipeline wrote into its cache directory before loading claimed the directory first (before
+ * session 6): such a folder is a cache, not a user's.
+ */
 const LOAD_PARTS = new Set(['parsed', 'validators']);
 
 /**
  * Marks `root` as a cache, where it is one: empty, already marked, a cache from before the marker, or
- * holding only what loading the pipeline just wrote there. A user's folder is refused (a HeadstartError)
+ * holding only what an older headstart's pipeline loading wrote there. A user's folder is refused (a HeadstartError)
  * and left unmarked, so that `clean` never trusts it later.
  */
 export function claimCacheDir(root: string): void {

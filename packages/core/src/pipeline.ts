@@ -1,10 +1,12 @@
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import type { EnvKey, StepIdentity } from './cache-key.js';
 import { cacheDirFor } from './cache.js';
+import { claimCacheDir } from './clean.js';
 import type { Failure, Result, SourceFile, SourceRange } from './failure.js';
-import { fail, failureMessage, ok } from './failure.js';
+import { fail, failureMessage, HeadstartError, ok } from './failure.js';
 import { interpolateParams, type InterpolationProblem, type Scope } from './interpolate.js';
 import { findCycle, topologicalOrder } from './graph.js';
 import { expandMatrix, plainInstances, usesMatrix, type MatrixValue, type StageInput, type StageInstance } from './matrix.js';
@@ -106,9 +108,23 @@ export async function loadPipeline(path: string, options: LoadOptions): Promise<
   if (!file.ok) return file;
   const parsed = parseYaml(file.value, options.cacheDir);
   if (!parsed.ok) return parsed;
+  const refused = options.cacheDir ? claimForLoading(options.cacheDir) : undefined;
+  if (refused) return fail([refused]);
   const analyzed = await analyze(parsed.value, options);
   if (analyzed.ok && options.cacheDir) await rememberParsed(parsed.value, options.cacheDir);
   return analyzed;
+}
+
+/** Loading writes validators and validated files into the cache directory: a folder that is not a cache is refused first. */
+function claimForLoading(cacheDir: string): Failure | undefined {
+  mkdirSync(cacheDir, { recursive: true });
+  try {
+    claimCacheDir(cacheDir);
+    return undefined;
+  } catch (error) {
+    if (error instanceof HeadstartError) return error.failure;
+    throw error;
+  }
 }
 
 async function analyze(parsed: ParsedYaml, options: LoadOptions): Promise<Result<Pipeline>> {
