@@ -17,6 +17,8 @@
 //   4  the flagship at --scale images per class (fixed epochs, early stopping off on both sides):
 //      `headstart run` on an empty cache vs bench/speed/seed-style.mjs, wall time.
 //   5  peak RSS of `headstart run --stage features` (224 px) over --mem-large vs --mem-small images.
+// --recipe adds to rows 2-3 the cached fine-tune with a one_cycle schedule and layer_decay 0.7 (row
+// "2 recipe": its last epoch's seconds vs row 2's, within the same reps).
 // A and B alternate within each rep; ratios are taken per rep and their median reported.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     work: { type: 'string', default: path.join(here, '.work') },
     keep: { type: 'boolean', default: false },
+    recipe: { type: 'boolean', default: false },
   },
 });
 if (values.full) Object.assign(values, { scale: '500', 'head-epochs': '30', 'flagship-ft-epochs': '5', 'mem-small': '1000', 'mem-large': '10000' });
@@ -272,18 +275,21 @@ async function rowsFineTune() {
   const reps = [];
   for (let rep = 0; rep < REPS; rep++) {
     const r = {};
-    const finetune = async (cached) => {
-      const run = await headstart(pipeline, ['--stage', 'finetune', '--force', 'finetune', '--set', `finetune.cache_boundary=${cached}`]);
+    const finetune = async (cached, recipe = false) => {
+      const recipeSets = recipe ? ['--set', 'finetune.schedule={type: one_cycle, pct_start: 0.3}', '--set', 'finetune.layer_decay=0.7'] : [];
+      const run = await headstart(pipeline, ['--stage', 'finetune', '--force', 'finetune', '--set', `finetune.cache_boundary=${cached}`, ...recipeSets]);
       const seconds = epochSeconds(run.stderr, 'finetune');
       if (seconds.length !== epochs) throw new Error(`expected ${epochs} "[finetune] epoch N: … (Xs)" lines from the fine-tune step, got ${seconds.length}`);
-      r[cached ? 'cached' : 'whole'] = { epochs: seconds, last: seconds.at(-1), stage: run.stage('finetune').durationMs / 1000 };
+      r[recipe ? 'recipe' : cached ? 'cached' : 'whole'] = { epochs: seconds, last: seconds.at(-1), stage: run.stage('finetune').durationMs / 1000 };
       const threads = /\[finetune\] (training on [^\n]*)/.exec(run.stderr)?.[1];
       r.threads = threads ? `The fine-tune step said "${threads}".` : 'The fine-tune step trained on one thread (tfjs fit: it logged no "training on …" line).';
     };
     const py = async () => {
       r.torch = await torch('finetune', ['--images', String(perClass * 10), '--epochs', String(epochs), '--batch', String(BATCH), '--first', String(FT_BLOCK + 1), '--whole']);
     };
-    for (const step of rep % 2 === 0 ? [() => finetune(true), py, () => finetune(false)] : [() => finetune(false), py, () => finetune(true)]) await step();
+    const steps = rep % 2 === 0 ? [() => finetune(true), py, () => finetune(false)] : [() => finetune(false), py, () => finetune(true)];
+    if (values.recipe) steps.splice(1, 0, () => finetune(true, true));
+    for (const step of steps) await step();
     log(`rows 2-3 rep ${rep + 1}: cached ${r.cached.epochs.join('/')} s, whole ${r.whole.epochs.join('/')} s, PyTorch ${r.torch.epoch_seconds?.map((s) => f(s, 1)).join('/') ?? r.torch.unavailable} s`);
     reps.push(r);
   }
@@ -295,6 +301,10 @@ async function rowsFineTune() {
   const boundary = reps[0].torch.boundary ? ` (${[...reps[0].torch.boundary.slice(1), reps[0].torch.boundary[0]].join('×')})` : '';
   const target = (text, ratio, value) => (FT_TARGETED ? [text, verdict(ratio, value)] : ['– (not the targeted cut)', '–']);
   addRow(['2', `Fine-tuning MobileNetV2 ${FT_BLOCK === 16 ? 'block 16' : `blocks ${FT_BLOCK}–16`} + dense head from the cached block_${FT_BLOCK - 1}_add boundary${boundary}, 96 px, batch 32, Adam, BN in inference mode, ${count} images: headstart fine-tune step (epoch ${epochs}) vs PyTorch CPU features[${FT_BLOCK + 1}:] + head (${values.threads} threads)`, `${f(median(hsIps), 1)} images/s`, unavailable ?? `${f(median(torchIps), 1)} images/s`, ratioText(ratio2), ...target('≥ 0.5×', ratio2, 0.5)]);
+  if (values.recipe) {
+    const ratio = median(reps.map((r) => r.recipe.last / r.cached.last));
+    addRow(['2 recipe', `Row 2's fine-tune with schedule one_cycle and layer_decay 0.7 vs without (epoch ${epochs}; per rep ${reps.map((r) => `${r.recipe.last}/${r.cached.last}`).join(', ')} s)`, `${f(median(reps.map((r) => r.recipe.last)), 1)} s/epoch`, `${f(median(reps.map((r) => r.cached.last)), 1)} s/epoch`, ratioText(ratio), '≈ 1× (no slowdown)', '–']);
+  }
   const ratio3 = median(reps.map((r) => r.whole.last / r.cached.last));
   addRow(['3', `Fine-tune per epoch, same stage and data (${count} images, 96 px, epoch ${epochs}): cache_boundary true vs false (images through the whole network)`, `${f(median(reps.map((r) => r.cached.last)), 1)} s/epoch`, `${f(median(reps.map((r) => r.whole.last)), 1)} s/epoch`, ratioText(ratio3), ...target('≥ 3×', ratio3, 3)]);
   if (!unavailable) {

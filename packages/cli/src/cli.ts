@@ -160,6 +160,7 @@ export function buildProgram(setResult: (result: CommandResult) => void): Comman
     .argument('[dir]', 'project folder', '.')
     .addOption(new Option('--template <name>', 'pipeline template').choices(['image-folder']).default('image-folder'))
     .option('--data <path>', 'the image folder (default: DIR/data)')
+    .option('--fine-tune', 'the whole recipe after the head: LR finder, unfreeze, fine-tune (one-cycle schedule, layer decay, label smoothing), evaluation with TTA')
     .action(action(async () => (await import('./commands/init.js')).initCommand));
 
   program.command('gc')

@@ -1,4 +1,4 @@
-import type { Reporter, StageOutcome } from '@headstart/core';
+import { describeParamSource, type Reporter, type StageOutcome } from '@headstart/core';
 import { createProgressBars } from './progress-bars.js';
 
 export interface ReporterOptions {
@@ -15,6 +15,15 @@ export function formatDuration(ms: number): string {
 }
 
 export function describeOutcome(outcome: StageOutcome): string {
+  return `${outcomeLine(outcome)}${sourceLines(outcome)}`;
+}
+
+/** In a dry run, one indented line per param a wired input sets: `    lr ← find.lr 0.003 × lr_scale 0.5 = 0.0015`. */
+export function sourceLines(outcome: StageOutcome): string {
+  return (outcome.sources ?? []).map((source) => `\n    ${describeParamSource(source)}`).join('');
+}
+
+function outcomeLine(outcome: StageOutcome): string {
   const symbol = SYMBOL[outcome.status];
   switch (outcome.status) {
     case 'cached':

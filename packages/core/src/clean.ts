@@ -11,9 +11,9 @@ const MARKER_SIGNATURE = 'Signature: 8a477f597d28d172789f06886806bc55';
 /**
  * What headstart creates in a cache directory, and all that `clean` deletes: the store (local-store.ts),
  * the stat index, the validated-file and validator caches (pipeline.ts), the steps' private files
- * (`downloads/`, `zoo/`: StepContext.cacheDir) and the marker.
+ * (`downloads/`, `zoo/`: StepContext.cacheDir), training snapshots (`snapshots/`: StepContext.snapshotDir) and the marker.
  */
-const CACHE_PARTS = new Set(['objects', 'runs', 'trees', 'tmp', 'locks', 'index.json', 'validators', 'parsed', 'downloads', 'zoo', CACHE_MARKER]);
+const CACHE_PARTS = new Set(['objects', 'runs', 'trees', 'tmp', 'locks', 'index.json', 'validators', 'parsed', 'downloads', 'zoo', 'snapshots', CACHE_MARKER]);
 /** `index.json.tmp-…`: an atomic write interrupted by a crash. */
 const isCachePart = (name: string) => CACHE_PARTS.has(name) || name.startsWith('index.json.tmp-');
 

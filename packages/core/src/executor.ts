@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { materialize, verifyArtifact } from './artifacts.js';
 import { KEY_VERSION, stageKey, type ArtifactRef, type StageKey, type StageKeyDocument } from './cache-key.js';
 import type { Cache } from './cache.js';
-import { explainChange } from './explain.js';
+import { declaredParamSources, explainChange, paramSources, type ParamSource } from './explain.js';
 import { HeadstartError, stageFailure, type Failure } from './failure.js';
 import { withUpstream } from './graph.js';
 import { lockfilePath, readLockfile, updateLockfile, type Lockfile } from './lockfile.js';
@@ -29,6 +29,8 @@ export interface StageOutcome {
   failure?: Failure;
   /** The result came from the remote cache (in a dry run: would come from it). */
   remote?: boolean;
+  /** In a dry run: the params its inputs set, and where from (`lr ← find.lr`); absent when none. */
+  sources?: ParamSource[];
 }
 
 /** After a stage fails: `no-new` lets running stages finish and starts nothing; `keep-going` runs all it can. */
@@ -171,7 +173,7 @@ class PipelineRun {
           this.finish(this.unreached(id, blocked));
           continue;
         }
-        running.set(id, this.process(pipeline.stages.get(id)!).then((outcome) => {
+        running.set(id, this.process(pipeline.stages.get(id)!).then((outcome) => this.withSources(outcome)).then((outcome) => {
           running.delete(id);
           this.finish(outcome);
         }));
@@ -197,8 +199,19 @@ class PipelineRun {
     return upstream.map((id) => this.outcomes.get(id)!).find((o) => !o.record);
   }
 
+  /** In a dry run, what the stage's wired inputs set, with their values where the upstream result is here. */
+  private async withSources(outcome: StageOutcome): Promise<StageOutcome> {
+    if (!this.options.dryRun || outcome.status === 'failed') return outcome;
+    const sources = await paramSources(this.pipeline.stages.get(outcome.id)!, this.outputs, this.options.cache.store);
+    return sources.length > 0 ? { ...outcome, sources } : outcome;
+  }
+
   private unreached(id: string, blocked: StageOutcome | undefined): StageOutcome {
-    if (blocked?.status === 'would-run') return { id, status: 'would-run', durationMs: 0, why: [`upstream ${blocked.id} will run`] };
+    if (blocked?.status === 'would-run') {
+      // Values are left out: the upstream that sets one may still be cached, but a blocked stage is not looked at.
+      const sources = declaredParamSources(this.pipeline.stages.get(id)!);
+      return { id, status: 'would-run', durationMs: 0, why: [`upstream ${blocked.id} will run`], ...(sources.length > 0 ? { sources } : {}) };
+    }
     const why = blocked ? [`upstream ${blocked.id} ${blocked.status}`] : ['the run stopped'];
     return { id, status: 'skipped', durationMs: 0, why };
   }

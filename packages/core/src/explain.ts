@@ -1,5 +1,9 @@
-import type { StageKeyDocument } from './cache-key.js';
+import { readFile } from 'node:fs/promises';
+import { readManifest } from './artifacts.js';
+import type { ArtifactRef, StageKeyDocument } from './cache-key.js';
+import type { LocalStore } from './local-store.js';
 import type { LockEntry } from './lockfile.js';
+import type { Stage } from './pipeline.js';
 import { canonicalJson } from './util/canonical-json.js';
 
 /** Why a stage must run, in the user's terms, by comparing its new key document with its lock entry. */
@@ -45,4 +49,57 @@ function valueAt(value: unknown, path: string): unknown {
 
 function show(value: unknown): string {
   return value === undefined ? '(unset)' : JSON.stringify(value);
+}
+
+/** Where a param an input sets comes from, and the value when the input's artifact is at hand. */
+export interface ParamSource {
+  param: string;
+  /** The upstream output, `find.lr`. */
+  from: string;
+  /** The number the input's artifact holds; undefined until that artifact exists here. */
+  value?: number;
+  scale?: { param: string; value: number };
+}
+
+/** The params of a stage that its wired inputs set (see `paramInputs` in step.ts), without their values. */
+export function declaredParamSources(stage: Stage): ParamSource[] {
+  return Object.entries(stage.step.paramInputs ?? {}).flatMap(([param, spec]) => {
+    const input = Object.hasOwn(stage.inputs, spec.input) ? stage.inputs[spec.input]! : undefined;
+    if (!input) return [];
+    const scale = spec.scale === undefined ? undefined : stage.params[spec.scale];
+    return [{ param, from: `${input.stage}.${input.output}`, ...(typeof scale === 'number' ? { scale: { param: spec.scale!, value: scale } } : {}) }];
+  });
+}
+
+/** `declaredParamSources`, each with its value when `store` holds the upstream artifact: what `status` and `--dry-run` show. */
+export async function paramSources(stage: Stage, upstreamOutputs: ReadonlyMap<string, Record<string, ArtifactRef>>, store: LocalStore): Promise<ParamSource[]> {
+  const sources = declaredParamSources(stage);
+  for (const source of sources) {
+    const spec = stage.step.paramInputs![source.param]!;
+    const input = stage.inputs[spec.input]!;
+    const ref = upstreamOutputs.get(input.stage)?.[input.output];
+    const value = ref && (await numberInArtifact(ref, spec.file, spec.field, store));
+    if (value !== undefined) source.value = value;
+  }
+  return sources;
+}
+
+/** `lr ← find.lr 0.003 × lr_scale 0.5 = 0.0015` (without the numbers while find has not run). */
+export function describeParamSource(source: ParamSource): string {
+  const scale = source.scale ? ` × ${source.scale.param} ${source.scale.value}` : '';
+  if (source.value === undefined) return `${source.param} ← ${source.from}${scale}`;
+  const result = Number((source.value * (source.scale?.value ?? 1)).toPrecision(6));
+  return `${source.param} ← ${source.from} ${source.value}${scale} = ${result}`;
+}
+
+/** The finite number at `field` of the JSON file `file` in a stored artifact; undefined if it is not one. */
+async function numberInArtifact(ref: ArtifactRef, file: string, field: string, store: LocalStore): Promise<number | undefined> {
+  const entry = (await readManifest(ref.hash, store))?.find((e) => e.path === file);
+  if (!entry || !(await store.verify(entry.hash))) return undefined;
+  try {
+    const value = (JSON.parse(await readFile(store.objectPath(entry.hash), 'utf8')) as Record<string, unknown>)[field];
+    return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -5,6 +5,7 @@ import type { Cache } from './cache.js';
 import { readManifest } from './artifacts.js';
 import type { Lockfile } from './lockfile.js';
 import { isRunRecord, type RunRecord } from './run-record.js';
+import { removeStaleSnapshots } from './snapshots.js';
 import type { Sha256Hex } from './util/digest.js';
 
 export interface GcOptions {
@@ -16,18 +17,21 @@ export interface GcOptions {
 export interface GcReport {
   removedObjects: number;
   removedRecords: number;
+  /** Training snapshots of stage keys no live process runs (killed runs'). */
+  removedSnapshots: number;
   freedBytes: number;
 }
 
 /** Objects written within this window may belong to a stage still running elsewhere: never collected. */
 const YOUNG_OBJECT_MS = 60 * 60 * 1000;
 
-/** Removes objects and run records that no lock file references and no recent run produced. */
+/** Removes objects and run records that no lock file references and no recent run produced, and stale snapshots. */
 export async function collectGarbage(cache: Cache, lockfiles: readonly Lockfile[], options: GcOptions): Promise<GcReport> {
   const lockedKeys = new Set(lockfiles.flatMap((lockfile) => Object.values(lockfile.stages).map((entry) => entry.key as string)));
   const lockedOutputs = lockfiles.flatMap((lockfile) => Object.values(lockfile.stages).flatMap((entry) => Object.values(entry.outputs).map((o) => o.hash)));
   const cutoff = Date.now() - options.keepDays * 24 * 60 * 60 * 1000;
-  const report: GcReport = { removedObjects: 0, removedRecords: 0, freedBytes: 0 };
+  const snapshots = await removeStaleSnapshots(cache.root, options.dryRun);
+  const report: GcReport = { removedObjects: 0, removedRecords: 0, removedSnapshots: snapshots.removed, freedBytes: snapshots.bytes };
   const keptRoots = new Set<Sha256Hex>(lockedOutputs);
   for (const { path, record } of await readRecords(cache.root)) {
     if (lockedKeys.has(record.key) || Date.parse(record.createdAt) >= cutoff) {

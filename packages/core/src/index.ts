@@ -1,6 +1,6 @@
 export { defineStep, outputNames } from './step.js';
 export type { SummaryContext } from './step.js';
-export type { AnyStep, BuiltinStep, JsonSchema, RestoreContext, StepContext, StepDefinition, StepLogger, StepRegistry, StepResult, StepSettings, WorkspacePath } from './step.js';
+export type { AnyStep, BuiltinStep, JsonSchema, ParamInput, RestoreContext, StepContext, StepDefinition, StepLogger, StepRegistry, StepResult, StepSettings, WorkspacePath } from './step.js';
 export { assertInsideWorkspace, boundaryOf, copyResolvingLinks, workspacePathProblem } from './workspace-paths.js';
 export type { WorkspaceBoundary } from './workspace-paths.js';
 export { HeadstartError, StepUserError, exitCodeOf, failureMessage, failureOf, formatFailure, isUserError, lineAndColumn, stageFailure } from './failure.js';
@@ -25,7 +25,8 @@ export { LocalStore } from './local-store.js';
 export type { RunRecord } from './run-record.js';
 export { lockfilePath, parseLockfile, readLockfile, renderLockfile } from './lockfile.js';
 export type { LockEntry, Lockfile } from './lockfile.js';
-export { explainChange } from './explain.js';
+export { declaredParamSources, describeParamSource, explainChange, paramSources } from './explain.js';
+export type { ParamSource } from './explain.js';
 export { FileHasher, treeHash } from './file-hasher.js';
 export { materialize, ingestDirectory, readManifest } from './artifacts.js';
 export { acquireProcessLock } from './process-lock.js';

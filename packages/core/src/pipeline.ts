@@ -278,6 +278,9 @@ async function buildStage(context: BuildContext, instance: StageInstance, raw: R
     failures.push({ reason: 'invalid-param', at: locate(parsed, [...withPath, ...paramError.path], paramError.part), stage: instance.id, detail: paramError.detail });
     return undefined;
   }
+  const conflicts = paramInputConflicts(step, raw.with ?? {}, instance.inputs);
+  for (const conflict of conflicts) failures.push({ reason: 'invalid-param', at: locate(parsed, [...withPath, conflict.param], 'key'), stage: instance.id, detail: conflict.detail });
+  if (conflicts.length > 0) return undefined;
   const unsafePaths = unsafeWorkspacePaths(step, params, context.boundary);
   for (const unsafe of unsafePaths) failures.push({ reason: 'unsafe-path', at: locate(parsed, [...withPath, ...unsafe.param]), stage: instance.id, detail: unsafe.problem });
   if (unsafePaths.length > 0) return undefined;
@@ -304,6 +307,23 @@ async function buildStage(context: BuildContext, instance: StageInstance, raw: R
   };
 }
 
+/**
+ * A param an input sets is not also written in `with:` (one of the two would be ignored), and the param
+ * that scales it means nothing unless the input is wired.
+ */
+function paramInputConflicts(step: AnyStep, written: Record<string, unknown>, inputs: Record<string, StageInput>): { param: string; detail: string }[] {
+  return Object.entries(step.paramInputs ?? {}).flatMap(([param, source]) => {
+    const wired = Object.hasOwn(inputs, source.input);
+    if (wired && Object.hasOwn(written, param)) {
+      return [{ param, detail: `"${param}" is set by input "${source.input}"${source.scale ? ` × ${source.scale}` : ''}: remove it from with:, or leave the input out` }];
+    }
+    if (!wired && source.scale && Object.hasOwn(written, source.scale)) {
+      return [{ param: source.scale, detail: `"${source.scale}" scales input "${source.input}", which the stage does not wire (inputs: { ${source.input}: STAGE.OUTPUT })` }];
+    }
+    return [];
+  });
+}
+
 function resolveStepOnce(context: BuildContext, uses: string): Promise<StepResolution> {
   let resolution = context.steps.get(uses);
   if (!resolution) context.steps.set(uses, (resolution = resolveStep(uses, context.dir, context.registry)));
@@ -328,6 +348,12 @@ function validateParams(step: AnyStep, params: Record<string, unknown>, validato
   return describeSchemaError(mostSpecificError(validate.errors!), `the parameters of step "${step.name}"`);
 }
 
+/** The input names a stage may wire (required and optional); undefined when the step takes any. */
+function readableInputs(step: AnyStep): readonly string[] | undefined {
+  if (!step.inputs && !step.optionalInputs) return undefined;
+  return [...(step.inputs ?? []), ...(step.optionalInputs ?? [])];
+}
+
 /** Every `inputs:` and `needs:` reference names an existing stage, output and declared input. */
 function checkEdges(parsed: ParsedYaml, stages: ReadonlyMap<string, Stage>, declared: Readonly<Record<string, RawStage>>): Failure[] {
   const failures: Failure[] = [];
@@ -336,7 +362,7 @@ function checkEdges(parsed: ParsedYaml, stages: ReadonlyMap<string, Stage>, decl
     const stagePath = ['stages', stage.name];
     for (const [name, input] of Object.entries(stage.inputs)) {
       const at = locate(parsed, [...stagePath, 'inputs', name]);
-      const declaredInputs = stage.step.inputs;
+      const declaredInputs = readableInputs(stage.step);
       if (declaredInputs && !declaredInputs.includes(name)) {
         failures.push({ reason: 'unknown-output', at: locate(parsed, [...stagePath, 'inputs', name], 'key'), detail: `step "${stage.step.name}" has no input "${name}"${didYouMean(name, declaredInputs)}` });
         continue;

@@ -4,6 +4,7 @@ import { ingestDirectory, materialize, verifyArtifact } from './artifacts.js';
 import type { ArtifactRef, StageKey, StageKeyDocument } from './cache-key.js';
 import type { Cache } from './cache.js';
 import type { RunRecord } from './run-record.js';
+import { holdSnapshotLock, snapshotDirFor } from './snapshots.js';
 import { redactSecrets, runtimeParams } from './secrets.js';
 import type { AnyStep, StepContext, StepSettings } from './step.js';
 
@@ -61,6 +62,8 @@ export async function runStageJob(job: StageJob, step: AnyStep, cache: Cache, ho
  */
 async function runInScratch(job: StageJob, step: AnyStep, cache: Cache, hooks: StageHooks, params: Record<string, unknown>, settings: StepSettings): Promise<RunRecord> {
   const scratch = await cache.store.tempDir(job.stage);
+  const snapshotDir = snapshotDirFor(cache.root, job.key);
+  const releaseSnapshots = holdSnapshotLock(cache.root, job.key);
   try {
     const inputs: Record<string, string> = {};
     for (const [name, ref] of Object.entries(job.inputs)) {
@@ -81,6 +84,7 @@ async function runInScratch(job: StageJob, step: AnyStep, cache: Cache, hooks: S
       workdir: job.workdir,
       tmpdir: join(scratch, 'tmp'),
       cacheDir: cache.root,
+      snapshotDir,
       seed: job.keyDocument.seed,
       signal: hooks.signal,
       log: { info: (message) => hooks.log('info', message), warn: (message) => hooks.log('warn', message) },
@@ -106,8 +110,11 @@ async function runInScratch(job: StageJob, step: AnyStep, cache: Cache, hooks: S
       ...(result.failedChecks?.length ? { failedChecks: result.failedChecks } : {}),
     };
     await cache.store.writeRecord(record);
+    // Only once the record is written: a crash before it leaves the snapshots for the next run to resume from.
+    await rm(snapshotDir, { recursive: true, force: true });
     return record;
   } finally {
+    releaseSnapshots();
     await rm(scratch, { recursive: true, force: true });
   }
 }

@@ -33,6 +33,12 @@ export interface StepContext<P = Record<string, unknown>> {
   readonly tmpdir: string;
   /** The local cache directory, for steps that keep private derived files (converted models, downloads). */
   readonly cacheDir: string;
+  /**
+   * This stage key's directory for resumable state (training snapshots): not created until the step writes
+   * there, left in place when the process dies so that the next run of the same key finds it, removed once
+   * the stage succeeds, and by `gc` when no live process runs the key.
+   */
+  readonly snapshotDir: string;
   /** The pipeline's seed (part of every stage's key). */
   readonly seed: number;
   /** Aborted on Ctrl-C or when the run stops; long loops should check it. */
@@ -85,6 +91,15 @@ export interface SummaryContext<P = Record<string, unknown>> {
   readonly outputs: Readonly<Record<string, string>>;
 }
 
+/** A param an input's artifact sets: the number `field` of the JSON file `file` in it, times the param `scale`. */
+export interface ParamInput {
+  input: string;
+  file: string;
+  field: string;
+  /** A number param that multiplies the value; absent: the value is used as it is. */
+  scale?: string;
+}
+
 export interface StepDefinition<P = Record<string, unknown>> {
   name: string;
   /** Bump when the step's behaviour changes: it is part of every key made with this step. */
@@ -92,8 +107,15 @@ export interface StepDefinition<P = Record<string, unknown>> {
   description?: string;
   /** JSON Schema (draft 2020-12) of the `with:` parameters; defaults are filled in before hashing. */
   params: JsonSchema;
-  /** Input names the step reads; `inputs:` in a stage may only use these. */
+  /** Input names the step reads; `inputs:` in a stage may only use these and `optionalInputs`. */
   inputs?: readonly string[];
+  /** Inputs a stage may wire or leave out (`lr: find.lr`); a wired one enters the key like any input. */
+  optionalInputs?: readonly string[];
+  /**
+   * Params an optional input sets when wired, by param name, so that `status` and `--dry-run` can say where
+   * a value comes from (`lr ← find.lr 0.003 × lr_scale 0.5`). Only describes: the step itself reads the input.
+   */
+  paramInputs?: Readonly<Record<string, ParamInput>>;
   /** Output names; a function when they depend on the parameters (the shell step's `outs:`). */
   outputs: readonly string[] | ((params: P) => readonly string[]);
   /**
@@ -124,6 +146,9 @@ export function defineStep<P = Record<string, unknown>>(definition: StepDefiniti
     throw new Error(`step name "${definition.name}" must be kebab-case`);
   }
   if (typeof definition.run !== 'function') throw new Error(`step ${definition.name} has no run()`);
+  for (const [param, source] of Object.entries(definition.paramInputs ?? {})) {
+    if (!definition.optionalInputs?.includes(source.input)) throw new Error(`step ${definition.name}: param ${param} is set by input ${source.input}, which is not in optionalInputs`);
+  }
   return definition;
 }
 

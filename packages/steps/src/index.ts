@@ -17,6 +17,7 @@ const builtins: Record<string, BuiltinStep> = {
   train: { load: async () => (await import('./steps/train.js')).default },
   unfreeze: { load: async () => (await import('./steps/unfreeze.js')).default },
   'fine-tune': { load: async () => (await import('./steps/fine-tune.js')).default },
+  'lr-find': { load: async () => (await import('./steps/lr-find.js')).default },
   evaluate: { load: async () => (await import('./steps/evaluate.js')).default },
 };
 

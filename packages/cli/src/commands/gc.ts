@@ -14,6 +14,7 @@ export async function gcCommand(pipelines: string[], flags: GcFlags): Promise<Co
   const cache = openCache(cacheDirFor(dirname(files[0]!), flags.cacheDir), (message) => console.error(`warning: ${message}`));
   const report = await collectGarbage(cache, lockfiles, { keepDays: flags.keepDays, dryRun: flags.dryRun ?? false }).finally(() => cache.close());
   const verb = flags.dryRun ? 'would remove' : 'removed';
-  console.log(`${verb} ${report.removedObjects} objects (${(report.freedBytes / 1e6).toFixed(1)} MB) and ${report.removedRecords} run records`);
+  const snapshots = report.removedSnapshots > 0 ? `, ${report.removedSnapshots} stale training snapshot${report.removedSnapshots === 1 ? '' : 's'}` : '';
+  console.log(`${verb} ${report.removedObjects} objects (${(report.freedBytes / 1e6).toFixed(1)} MB)${snapshots} and ${report.removedRecords} run records`);
   return exitWith(0);
 }

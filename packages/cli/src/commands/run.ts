@@ -98,6 +98,6 @@ function failedChecks(summary: RunSummary): Failure[] {
 }
 
 function stageJson(outcome: StageOutcome): Record<string, unknown> {
-  const { id, status, key, durationMs, why, record, remote } = outcome;
-  return { id, status, key: key ?? null, durationMs, why, remote, metrics: record?.metrics, info: record?.info, failedChecks: record?.failedChecks };
+  const { id, status, key, durationMs, why, record, remote, sources } = outcome;
+  return { id, status, key: key ?? null, durationMs, why, remote, sources, metrics: record?.metrics, info: record?.info, failedChecks: record?.failedChecks };
 }

@@ -3,7 +3,7 @@ import { runPipeline } from '@headstart/core';
 import { exitWith, failWith, type CommandResult } from '../command-result.js';
 import { loadForCommand, openPipelineCache, type PipelineFlags } from '../load.js';
 import { openRemote, type RemoteFlags } from '../remote-option.js';
-import { createReporter, describeOutcome } from '../reporter.js';
+import { createReporter, describeOutcome, sourceLines } from '../reporter.js';
 
 interface StatusFlags extends PipelineFlags, RemoteFlags {
   check?: boolean;
@@ -27,10 +27,10 @@ export async function statusCommand(file: string, flags: StatusFlags): Promise<C
   });
   const stale = summary.stages.filter((s) => s.status !== 'cached');
   if (flags.json) {
-    const stages = summary.stages.map((s) => ({ id: s.id, status: s.remote ? 'remote-hit' : s.status === 'cached' ? 'up-to-date' : s.status, key: s.key ?? null, why: s.why ?? [] }));
+    const stages = summary.stages.map((s) => ({ id: s.id, status: s.remote ? 'remote-hit' : s.status === 'cached' ? 'up-to-date' : s.status, key: s.key ?? null, why: s.why ?? [], ...(s.sources ? { sources: s.sources } : {}) }));
     console.log(JSON.stringify({ pipeline: summary.pipeline, stages, upToDate: stale.length === 0 }, null, 2));
   } else {
-    for (const outcome of summary.stages) console.log(outcome.remote ? `· ${outcome.id}: remote hit (will be pulled, not run)` : outcome.status === 'cached' ? `· ${outcome.id}: up to date` : describeOutcome(outcome));
+    for (const outcome of summary.stages) console.log(outcome.remote ? `· ${outcome.id}: remote hit (will be pulled, not run)${sourceLines(outcome)}` : outcome.status === 'cached' ? `· ${outcome.id}: up to date${sourceLines(outcome)}` : describeOutcome(outcome));
     if (stale.length === 0) console.log('everything is up to date');
   }
   const failures = summary.stages.flatMap((s) => (s.failure ? [s.failure] : []));

@@ -7,11 +7,11 @@ import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { MODEL_JSON, readModelFiles, WEIGHTS_BIN, writeModelFiles, type ModelFiles } from '../runtime/model-io.js';
 import { browserReadme } from './export-readme.js';
 import { EXPORTED_PREPROCESSING_FILE, imageDecodingFor, type ExportedPreprocessing } from './image-decoding.js';
-import { readModelMetadata, type ModelMetadata } from './model-artifact.js';
+import { GRAPH_BASE_DIR, loadArtifactBase, readModelMetadata, type ModelMetadata } from './model-artifact.js';
 
 export const LABELS_FILE = 'labels.json';
 const README_FILE = 'README.md';
-const EXPORT_FILES: ReadonlySet<string> = new Set([MODEL_JSON, WEIGHTS_BIN, LABELS_FILE, EXPORTED_PREPROCESSING_FILE, README_FILE]);
+const EXPORT_FILES: ReadonlySet<string> = new Set([MODEL_JSON, WEIGHTS_BIN, LABELS_FILE, EXPORTED_PREPROCESSING_FILE, README_FILE, GRAPH_BASE_DIR]);
 
 export interface ExportModelOptions {
   /** A model artifact directory. */
@@ -46,6 +46,7 @@ export async function exportModel(options: ExportModelOptions): Promise<Exported
   const replacing = await isEarlierExport(options.out);
   const { tf } = await loadBackend(backendSetting(options.settings?.backend), { ...(options.log ? { log: options.log } : {}) });
   await checkPlainTfjs(tf, files, metadata, options.model);
+  const graphBase = metadata.graphBase === undefined ? undefined : await checkGraphBase(tf, options.model, metadata);
   const { inputSize, channels, range, resize } = metadata.preprocessing;
   const preprocessing: ExportedPreprocessing = { inputSize, channels, range, resize, image: { ...decoding, kernel: 'lanczos3' }, layout: 'NHWC' };
   if (replacing) await rm(options.out, { recursive: true, force: true });
@@ -53,7 +54,8 @@ export async function exportModel(options: ExportModelOptions): Promise<Exported
     await writeModelFiles(dir, files);
     await writeFile(join(dir, LABELS_FILE), `${JSON.stringify(metadata.classes, null, 2)}\n`);
     await writeFile(join(dir, EXPORTED_PREPROCESSING_FILE), `${JSON.stringify(preprocessing, null, 2)}\n`);
-    await writeFile(join(dir, README_FILE), browserReadme(preprocessing, metadata));
+    await writeFile(join(dir, README_FILE), browserReadme(preprocessing, metadata) + (graphBase ? graphBaseReadme(metadata) : ''));
+    if (graphBase) await writeModelFiles(join(dir, GRAPH_BASE_DIR), graphBase);
   });
   return { out: options.out, classes: metadata.classes, preprocessing, assumed };
 }
@@ -77,6 +79,30 @@ async function checkPlainTfjs(tf: Tf, files: ModelFiles, metadata: ModelMetadata
   if (model.outputs.length !== 1 || columns !== expected) {
     throw new StepUserError(`${modelDir}: the model's output has ${columns} columns, its class list needs ${expected}`);
   }
+}
+
+/** A graph base must load and run in tfjs with its recorded cut; its files are exported as they are. */
+async function checkGraphBase(tf: Tf, modelDir: string, metadata: ModelMetadata): Promise<ModelFiles> {
+  const base = await loadArtifactBase(tf, modelDir, metadata);
+  base.dispose();
+  return readModelFiles(join(modelDir, metadata.graphBase ?? GRAPH_BASE_DIR));
+}
+
+/** What the browser code above must do first when model.json is a head on a graph base's features. */
+function graphBaseReadme(metadata: ModelMetadata): string {
+  const { layer, pooling } = metadata.base.info;
+  return `
+## The base is a graph model
+
+\`model.json\` here is the classifier head only: it takes the features of the graph model in
+\`${GRAPH_BASE_DIR}/\` (from ${metadata.base.ref}), which cannot be joined into a layers model. Compute them first:
+
+\`\`\`js
+const graph = await tf.loadGraphModel(\`\${base}/${GRAPH_BASE_DIR}/model.json\`);
+const features = tf.tidy(() => graph.execute(input, '${layer}')${pooling === 'avg' ? '.mean([1, 2])' : ''});
+const probabilities = await model.predict(features).data();
+\`\`\`
+`;
 }
 
 /** Whether `out` holds an earlier export (to be replaced); anything else there is refused. */

@@ -1,8 +1,7 @@
-import type * as Tfjs from '@tensorflow/tfjs';
 import type { SplitBatch } from '../data/dataset.js';
 import type { BackendName, Tf } from '../runtime/backend.js';
 import { predictBatch, type BatchOutput } from './batch-prediction.js';
-import { loadModelArtifact } from './model-artifact.js';
+import { loadPredictor } from './model-artifact.js';
 import { PredictionPool } from './prediction-pool.js';
 
 export interface ModelOutputsOptions {
@@ -36,14 +35,13 @@ export async function* modelOutputs(tf: Tf, batches: AsyncIterable<SplitBatch>, 
 }
 
 async function* predictHere(tf: Tf, batches: AsyncIterable<SplitBatch>, o: ModelOutputsOptions): AsyncGenerator<BatchOutput> {
-  const { model, metadata } = await loadModelArtifact(tf, o.modelDir);
-  const predict = (input: Tfjs.Tensor) => model.predict(input) as Tfjs.Tensor;
+  const predictor = await loadPredictor(tf, o.modelDir);
   try {
     for await (const batch of batches) {
       o.signal.throwIfAborted();
-      yield await predictBatch(tf, predict, batch, { size: o.size, preprocessing: metadata.preprocessing, flip: o.flip ?? false });
+      yield await predictBatch(tf, predictor.predict, batch, { size: o.size, preprocessing: predictor.metadata.preprocessing, flip: o.flip ?? false });
     }
   } finally {
-    model.dispose();
+    predictor.dispose();
   }
 }

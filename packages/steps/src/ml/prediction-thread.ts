@@ -7,9 +7,9 @@ import { workerData } from 'node:worker_threads';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import type { Preprocessing } from '../runtime/preprocessing.js';
-import { loadBase, type LoadBaseOptions } from '../runtime/zoo.js';
+import { loadFrozenBase, type LoadBaseOptions } from '../runtime/zoo.js';
 import { predictBatch, type BatchOutput } from './batch-prediction.js';
-import { loadModelArtifact } from './model-artifact.js';
+import { loadModelArtifact, loadPredictor } from './model-artifact.js';
 import { splitAtFirstTrainable } from './model-graph.js';
 import { serveRequests } from './threads/thread-group.js';
 
@@ -41,11 +41,15 @@ interface LoadedModel {
 
 async function loadPredictedModel(tf: Tf, setup: PredictionSetup): Promise<LoadedModel> {
   if (setup.model.kind === 'base') {
-    const base = await loadBase(tf, setup.model.ref, setup.model.options);
+    const base = await loadFrozenBase(tf, setup.model.ref, setup.model.options);
     return { predict: (x) => base.predict(x, setup.batchSize), preprocessing: base.preprocessing };
   }
+  if (setup.model.part !== 'frozen') {
+    const predictor = await loadPredictor(tf, setup.model.dir, setup.batchSize);
+    return { predict: predictor.predict, preprocessing: predictor.metadata.preprocessing };
+  }
   const { model, metadata } = await loadModelArtifact(tf, setup.model.dir);
-  const predicted = setup.model.part === 'frozen' ? splitAtFirstTrainable(tf, model)?.lower : model;
+  const predicted = splitAtFirstTrainable(tf, model)?.lower;
   if (!predicted) throw new Error('the model has no frozen part that one tensor separates from the trainable one');
   return { predict: (x) => predicted.predict(x, { batchSize: setup.batchSize }) as Tfjs.Tensor, preprocessing: metadata.preprocessing };
 }

@@ -1,6 +1,11 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { seededRandom, shuffleInPlace } from '../data/random.js';
 import type { Tf } from '../runtime/backend.js';
+import { smoothLabels } from './data-parallel/slices.js';
+import { loadSnapshot, saveSnapshot, type SnapshotOptions } from './snapshot.js';
+import { CONSTANT, SCHEDULE_PARAM, learningRateAt, learningRateOf, plateauAfterEpoch, setLearningRate, startPlateau, type PlateauState, type Schedule } from './schedule.js';
+
+export { setLearningRate };
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
 
@@ -21,6 +26,9 @@ export interface TrainingParams extends OptimizerParams {
   epochs: number;
   batch_size: number;
   early_stopping: EarlyStopping | null;
+  schedule: Schedule;
+  label_smoothing: number;
+  class_weight: 'balanced' | null;
 }
 
 const ACTIVATION = { enum: ['relu', 'relu6', 'elu', 'selu', 'tanh', 'sigmoid', 'swish', 'linear'], default: 'relu' } as const;
@@ -51,6 +59,9 @@ export const TRAINING_PARAMS = {
     default: { patience: 5, monitor: 'val_loss' },
     description: 'stop when the monitored validation metric stops improving and keep the best epoch\'s weights (null: train every epoch, keep the last)',
   },
+  schedule: SCHEDULE_PARAM,
+  class_weight: { enum: ['balanced', null], default: null, description: 'balanced: each row\'s training loss × n / (classes · rows of its class), Keras/scikit-learn\'s balanced weights' },
+  label_smoothing: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, description: 'Keras label smoothing: targets become y·(1−ε) + ε/classes (binary: ε/2), in the training and validation loss' },
 } as const;
 
 export function makeOptimizer(tf: Tf, params: OptimizerParams): Tfjs.Optimizer {
@@ -64,12 +75,25 @@ export function makeOptimizer(tf: Tf, params: OptimizerParams): Tfjs.Optimizer {
   }
 }
 
+/** Compiles `model` with the step's optimizer and loss (cross-entropy with its label smoothing) and accuracy. */
+export function compileForTraining(tf: Tf, model: Tfjs.LayersModel, params: TrainingParams, binary: boolean): void {
+  model.compile({ optimizer: makeOptimizer(tf, params), loss: binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
+  smoothLabels(tf, model, params.label_smoothing);
+}
+
+/** The class weights `class_weight` asks for, from the training split's one-hot (or binary) `y`. */
+export function classWeightsFor(tf: Tf, classWeight: 'balanced' | null, y: Tfjs.Tensor2D, classCount: number): Record<number, number> | undefined {
+  return classWeight === 'balanced' ? balancedClassWeights(labelsOf(tf, y), classCount) : undefined;
+}
+
 export interface EpochRecord {
   epoch: number;
   loss: number;
   accuracy: number;
   val_loss?: number;
   val_accuracy?: number;
+  /** The learning rate of the epoch's last batch (absent in histories from before schedules). */
+  lr?: number;
   seconds: number;
 }
 
@@ -87,6 +111,8 @@ export interface History {
   /** The epoch whose weights were kept (1-based). */
   best_epoch: number;
   stopped_early: boolean;
+  /** The base learning rate (the schedule's lr; absent in histories from before schedules). */
+  lr?: number;
 }
 
 /** A split as tensors: x (any rank) and one-hot y. */
@@ -100,8 +126,9 @@ export interface TensorSplit {
 export interface EpochTrainer {
   /** Rows of the training split. */
   readonly trainCount: number;
-  /** One epoch over the training split's rows in `order`: the mean loss and the accuracy. */
-  trainEpoch(order: Int32Array, signal: AbortSignal): Promise<{ loss: number; accuracy: number }>;
+  readonly batchSize: number;
+  /** One epoch over the training split's rows in `order`, `beforeBatch(i)` called before its i-th batch: the mean loss and the accuracy. */
+  trainEpoch(order: Int32Array, signal: AbortSignal, beforeBatch: (batch: number) => void): Promise<{ loss: number; accuracy: number }>;
   /** Loss and accuracy on the validation split; undefined without one. */
   validate(): Promise<{ val_loss: number; val_accuracy: number } | undefined>;
   close(): Promise<void>;
@@ -111,48 +138,102 @@ export interface FitOptions {
   epochs: number;
   seed: number;
   earlyStopping: EarlyStopping | null;
+  /** The lr per batch, from the optimizer's lr; absent: constant. */
+  schedule?: Schedule | undefined;
   signal: AbortSignal;
   onEpoch(record: EpochRecord): void;
+  /** Where to keep a snapshot after each epoch, and to resume from (the stage's ctx.snapshotDir); absent: no snapshots. */
+  snapshots?: SnapshotOptions | undefined;
+}
+
+/**
+ * Everything the training loop carries from one epoch to the next, kept in each epoch's snapshot (as
+ * JSON, so plain values only): a schedule with state of its own keeps it here, as plateau does. The
+ * shuffle (seeded per epoch) and seeded Dropout (its mask a function of its seed alone) carry nothing.
+ */
+interface LoopState {
+  /** Epochs done. */
+  epoch: number;
+  epochs: EpochResult[];
+  /** The best epoch so far and its score (higher is better). */
+  best?: { epoch: number; score: number } | undefined;
+  stoppedEarly: boolean;
+  plateau: PlateauState;
 }
 
 /**
  * Trains epoch by epoch with `trainer`, and closes it. The shuffle is ours (seeded), not tfjs's
  * (Math.random), so a run on the same backend is repeatable; with early stopping the best epoch's
- * weights are restored at the end.
+ * weights are restored at the end. With `options.snapshots` it keeps a snapshot after each epoch and
+ * starts from the newest intact one it finds: a killed run resumes and ends with the same bits.
  */
 export async function fitWithEarlyStopping(model: Tfjs.LayersModel, trainer: EpochTrainer, options: FitOptions): Promise<History> {
-  const epochs: EpochResult[] = [];
   const monitor = options.earlyStopping?.monitor ?? 'val_loss';
-  let best: { epoch: number; score: number; weights: Tfjs.Tensor[] } | undefined;
-  let stoppedEarly = false;
+  const lr = learningRateOf(model.optimizer);
+  let state: LoopState = { epoch: 0, epochs: [], stoppedEarly: false, plateau: startPlateau(lr) };
+  let bestWeights: Tfjs.Tensor[] = [];
   try {
-    for (let epoch = 1; epoch <= options.epochs; epoch++) {
+    const resumed = options.snapshots && (await resumeTraining(model, options, options.snapshots));
+    if (resumed) ({ state, bestWeights } = resumed);
+    while (!state.stoppedEarly && state.epoch < options.epochs) {
       options.signal.throwIfAborted();
-      const record = await trainEpoch(trainer, epoch, options);
-      epochs.push(withoutWallTime(record));
+      const epoch = state.epoch + 1;
+      const record = await trainEpoch(trainer, epoch, options, scheduledRates(model.optimizer, trainer, epoch, options, state.plateau));
       options.onEpoch(record);
       const score = record.val_loss !== undefined ? (monitor === 'val_loss' ? -record.val_loss : record.val_accuracy!) : -record.loss;
-      if (!best || score > best.score) {
-        best?.weights.forEach((w) => w.dispose());
-        best = { epoch, score, weights: options.earlyStopping ? model.getWeights().map((w) => w.clone()) : [] };
-      } else if (options.earlyStopping && epoch - best.epoch >= options.earlyStopping.patience) {
-        stoppedEarly = true;
-        break;
+      const improved = !state.best || score > state.best.score;
+      if (improved && options.earlyStopping) {
+        bestWeights.forEach((w) => w.dispose());
+        bestWeights = model.getWeights().map((w) => w.clone());
       }
+      const best = improved ? { epoch, score } : state.best!;
+      const patience = options.earlyStopping?.patience;
+      state = { epoch, epochs: [...state.epochs, withoutWallTime(record)], best, stoppedEarly: patience !== undefined && epoch - best.epoch >= patience, plateau: plateauAfterEpoch(state.plateau, score, scheduleOf(options)) };
+      if (options.snapshots) await saveSnapshot(options.snapshots, epoch, model, state, best.epoch === epoch || bestWeights.length === 0 ? undefined : bestWeights);
     }
-    if (options.earlyStopping && best) model.setWeights(best.weights);
-    return { epochs, best_epoch: options.earlyStopping ? best?.epoch ?? epochs.length : epochs.length, stopped_early: stoppedEarly };
+    if (options.earlyStopping && state.best) model.setWeights(bestWeights);
+    return { epochs: state.epochs, best_epoch: options.earlyStopping ? state.best?.epoch ?? state.epochs.length : state.epochs.length, stopped_early: state.stoppedEarly, lr };
   } finally {
-    best?.weights.forEach((w) => w.dispose());
+    bestWeights.forEach((w) => w.dispose());
     await trainer.close();
   }
 }
 
-async function trainEpoch(trainer: EpochTrainer, epoch: number, options: FitOptions): Promise<EpochRecord> {
+/** The loop's state from the newest intact snapshot, its weights and optimizer restored into `model`; undefined when there is none. */
+async function resumeTraining(model: Tfjs.LayersModel, options: FitOptions, snapshots: SnapshotOptions): Promise<{ state: LoopState; bestWeights: Tfjs.Tensor[] } | undefined> {
+  const resumed = await loadSnapshot<LoopState>(snapshots, model);
+  if (!resumed) return undefined;
+  const { state } = resumed;
+  // Without a separate copy, the best epoch is the snapshot's own.
+  const bestWeights = resumed.bestWeights ?? (options.earlyStopping && state.best ? model.getWeights().map((w) => w.clone()) : []);
+  const finished = state.stoppedEarly || state.epoch >= options.epochs;
+  snapshots.log.info(finished ? `resuming after epoch ${state.epoch} of ${options.epochs}: its training had finished` : `resuming at epoch ${state.epoch + 1} of ${options.epochs}`);
+  return { state, bestWeights };
+}
+
+/** The schedule with the parameters left out at their defaults. */
+function scheduleOf(options: FitOptions): Schedule {
+  return { ...CONSTANT, ...options.schedule };
+}
+
+/** Sets the optimizer's lr before each batch of epoch `epoch`, as the schedule says; `last()`: the lr of the last batch. */
+function scheduledRates(optimizer: Tfjs.Optimizer, trainer: EpochTrainer, epoch: number, options: FitOptions, plateau: PlateauState): { beforeBatch(batch: number): void; last(): number } {
+  const at = { epoch, batchesPerEpoch: Math.ceil(trainer.trainCount / trainer.batchSize), epochs: options.epochs };
+  let last = plateau.lr;
+  return {
+    beforeBatch(batch) {
+      last = learningRateAt(plateau.lr, scheduleOf(options), { ...at, batch });
+      setLearningRate(optimizer, last);
+    },
+    last: () => last,
+  };
+}
+
+async function trainEpoch(trainer: EpochTrainer, epoch: number, options: FitOptions, rates: ReturnType<typeof scheduledRates>): Promise<EpochRecord> {
   const started = performance.now();
   const order = Int32Array.from(shuffleInPlace([...Array(trainer.trainCount).keys()], seededRandom(options.seed, 'epoch', epoch)));
-  const trained = await trainer.trainEpoch(order, options.signal);
-  const record: EpochRecord = { epoch, loss: trained.loss, accuracy: trained.accuracy, seconds: 0 };
+  const trained = await trainer.trainEpoch(order, options.signal, rates.beforeBatch);
+  const record: EpochRecord = { epoch, loss: trained.loss, accuracy: trained.accuracy, lr: rates.last(), seconds: 0 };
   const validation = await trainer.validate();
   if (validation) Object.assign(record, validation);
   record.seconds = Math.round(performance.now() - started) / 1000;
@@ -164,12 +245,14 @@ export function fitEpochs(tf: Tf, model: Tfjs.LayersModel, splits: { train: Tens
   const { train, val } = splits;
   return {
     trainCount: train.count,
-    async trainEpoch(order) {
+    batchSize: o.batchSize,
+    async trainEpoch(order, _signal, beforeBatch) {
       const indices = tf.tensor1d(order, 'int32');
       const [x, y] = [tf.gather(train.x, indices), tf.gather(train.y, indices)];
       indices.dispose();
       try {
-        const fitted = await model.fit(x, y, { epochs: 1, batchSize: o.batchSize, shuffle: false, verbose: 0, ...(o.classWeight ? { classWeight: o.classWeight } : {}) });
+        const callbacks = { onBatchBegin: async (batch: number) => beforeBatch(batch) };
+        const fitted = await model.fit(x, y, { epochs: 1, batchSize: o.batchSize, shuffle: false, verbose: 0, callbacks, yieldEvery: 'never', ...(o.classWeight ? { classWeight: o.classWeight } : {}) });
         return { loss: lastValue(fitted.history['loss']), accuracy: lastValue(fitted.history['acc'] ?? fitted.history['accuracy']) };
       } finally {
         tf.dispose([x, y]);
@@ -199,6 +282,11 @@ export function balancedClassWeights(labels: Int32Array, classCount: number): Re
   return Object.fromEntries(counts.map((count, label) => [label, count === 0 ? 0 : labels.length / (classCount * count)]));
 }
 
+/** The class of each row of one-hot `y` (binary: its 0/1 column). */
+export function labelsOf(tf: Tf, y: Tfjs.Tensor2D): Int32Array {
+  return tf.tidy(() => (y.shape[1] === 1 ? tf.cast(tf.reshape(y, [-1]), 'int32') : tf.argMax(y, 1)).dataSync() as Int32Array);
+}
+
 export function oneHot(tf: Tf, labels: Int32Array, classCount: number): Tfjs.Tensor2D {
   return tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classCount).toFloat() as Tfjs.Tensor2D);
 }
@@ -213,5 +301,5 @@ export function describeEpoch(r: EpochRecord): string {
 export function historyMetrics(history: History): Record<string, number> {
   const best = history.epochs[history.best_epoch - 1]!;
   const round = (value: number) => Math.round(value * 10000) / 10000;
-  return { best_epoch: history.best_epoch, train_accuracy: round(best.accuracy), ...(best.val_accuracy === undefined ? {} : { val_accuracy: round(best.val_accuracy) }) };
+  return { best_epoch: history.best_epoch, train_accuracy: round(best.accuracy), ...(best.val_accuracy === undefined ? {} : { val_accuracy: round(best.val_accuracy) }), ...(history.lr === undefined ? {} : { lr: history.lr }) };
 }

@@ -5,7 +5,7 @@ import type { RocPoint } from '../ml/roc-curve.js';
 
 /** Vega-Lite specs for the report's charts, built from plain numbers (data inlined, nothing fetched). */
 
-const CONFIG = {
+export const CONFIG = {
   font: 'DejaVu Sans, Helvetica, Arial, sans-serif',
   axis: { labelFontSize: 11, titleFontSize: 12 },
   legend: { labelFontSize: 11, titleFontSize: 12 },

@@ -19,12 +19,26 @@ export interface BaseInfo {
 }
 
 /**
+ * A pretrained base that only predicts: what extract-features, evaluate and predict need of one,
+ * whether it is a tfjs layers model (BaseModel) or a graph model (GraphBase, which cannot be trained).
+ */
+export interface FrozenBase {
+  readonly kind: 'layers' | 'graph';
+  readonly info: BaseInfo;
+  readonly preprocessing: Preprocessing;
+  /** Features of a preprocessed batch, computed in chunks of `batchSize`; the caller owns the result. */
+  predict(input: Tfjs.Tensor, batchSize?: number): Tfjs.Tensor;
+  dispose(): void;
+}
+
+/**
  * Owns one loaded model (the trunk: input → cut layer) and hands out views of it. A view made with
  * `tf.model({inputs, outputs: layer.output})` shares its layers with the trunk, and tfjs's
  * `dispose()` on a view disposes those shared weights. So views here cannot dispose anything:
  * their `dispose()` does nothing, and the trunk's weights go exactly once, in `BaseModel.dispose()`.
  */
-export class BaseModel {
+export class BaseModel implements FrozenBase {
+  readonly kind = 'layers';
   private released = false;
   private trunkView: LayersModel | undefined;
   /** The trunk followed by the pooling: input → feature vector. A view; do not dispose it. */

@@ -16,12 +16,15 @@ export {
 export { BackendUnavailableError, IntegrityError, MemoryBudgetError, RuntimeUserError } from './errors.js';
 export { checkMemory, defaultMemoryBudget, tensorBytes, WASM_HEAP_LIMIT_BYTES } from './memory.js';
 export { registerWasmKernels } from './wasm-kernels.js';
-export { BaseModel, type BaseInfo, type Pooling } from './base-model.js';
+export { BaseModel, type FrozenBase, type BaseInfo, type Pooling } from './base-model.js';
+export { GraphBase, isGraphModel, resolveGraphNode } from './graph-base.js';
 export {
   BASES,
   BASE_NAMES,
   isBaseName,
+  graphCannotTrain,
   loadBase,
+  loadFrozenBase,
   MNIST_CNN_DIR,
   type BaseDescriptor,
   type BaseName,

@@ -13,7 +13,7 @@ type LayersModel = Tfjs.LayersModel;
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
-/** A model in TensorFlow.js layers format, read from disk: its model.json and all weight bytes. */
+/** A model in TensorFlow.js layers (or graph) format, read from disk: its model.json and all weight bytes. */
 export interface ModelFiles {
   json: ModelJSON;
   /** The shards of every manifest group, concatenated in manifest order (what tfjs's loaders expect). */
@@ -125,7 +125,7 @@ async function readModelJson(jsonPath: string): Promise<ModelJSON> {
     throw new RuntimeUserError(`${jsonPath} is not valid JSON (${(error as Error).message})`);
   }
   if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new RuntimeUserError(`${jsonPath} is not a TensorFlow.js layers model (no modelTopology/weightsManifest)`);
+    throw new RuntimeUserError(`${jsonPath} is not a TensorFlow.js model (no modelTopology/weightsManifest)`);
   }
   return json as ModelJSON;
 }

@@ -9,12 +9,12 @@ import { concatBytes, manifestBytes, readModelFiles, writeModelFiles, type Model
 
 /**
  * nsfwjs ships its Keras-converted models as JavaScript modules (a model.json object and base64 weight
- * shards), reachable only through its `exports`: `nsfwjs/models/mobilenet_v2` and
- * `nsfwjs/models/inception_v3`. Parsing those modules and decoding the base64 is what makes the
+ * shards), reachable only through its `exports`: `nsfwjs/models/mobilenet_v2`,
+ * `nsfwjs/models/inception_v3` and `nsfwjs/models/mobilenet_v2_mid` (a graph model). Parsing those modules and decoding the base64 is what makes the
  * first load slow, so the result is converted once into a plain model.json + weights.bin under
  * `<cacheDir>/zoo/`.
  */
-export type NsfwjsModel = 'mobilenet_v2' | 'inception_v3';
+export type NsfwjsModel = 'mobilenet_v2' | 'inception_v3' | 'mobilenet_v2_mid';
 
 interface ModelDefinition {
   modelJson: () => Promise<{ default: Tfjs.io.ModelJSON }>;
@@ -65,13 +65,19 @@ export async function convertFromNsfwjs(model: NsfwjsModel): Promise<ModelFiles>
   }
   const metadata = { headstart: { source: `nsfwjs@${nsfwjsVersion()}/models/${model}`, weightsSha256: sha256(new Uint8Array(weightData)) } };
   return {
-    json: { ...json, format: 'layers-model', convertedBy: 'headstart', userDefinedMetadata: metadata },
+    json: { ...json, format: json.format ?? 'layers-model', convertedBy: 'headstart', userDefinedMetadata: { ...graphSignature(json), ...metadata } },
     weightData,
   };
 }
 
+/** A graph model's signature (names its input and output) lives in its metadata: keep it. */
+function graphSignature(json: Tfjs.io.ModelJSON): object {
+  return json.format === 'graph-model' ? (json.userDefinedMetadata ?? {}) : {};
+}
+
 async function importDefinition(model: NsfwjsModel): Promise<ModelDefinition> {
   if (model === 'mobilenet_v2') return (await import('nsfwjs/models/mobilenet_v2')).MobileNetV2Model as ModelDefinition;
+  if (model === 'mobilenet_v2_mid') return (await import('nsfwjs/models/mobilenet_v2_mid')).MobileNetV2MidModel as ModelDefinition;
   return (await import('nsfwjs/models/inception_v3')).InceptionV3Model as ModelDefinition;
 }
 

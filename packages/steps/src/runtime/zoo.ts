@@ -5,7 +5,8 @@ import type { Tf } from './backend.js';
 import { BaseModel, type Pooling } from './base-model.js';
 import { downloadModel } from './download.js';
 import { RuntimeUserError } from './errors.js';
-import { readModelFiles, type ModelFiles } from './model-io.js';
+import { GraphBase, graphInputShape, isGraphModel, resolveGraphNode, withGraphInputSize } from './graph-base.js';
+import { artifactsFromModelFiles, readModelFiles, type ModelFiles } from './model-io.js';
 import { isPreprocessing, type Preprocessing } from './preprocessing.js';
 import { cutAt, inputShape, outputLayerName, setInputSize } from './topology.js';
 import { nsfwjsModelFiles, type NsfwjsModel } from './zoo-nsfwjs.js';
@@ -18,14 +19,14 @@ export interface BaseDescriptor {
   nativeInputSize: number;
   /** Smallest input its strides and valid paddings allow. */
   minInputSize: number;
-  /** Where `include_top: false` cuts: the last conv activation, like Keras. */
+  /** Where `include_top: false` cuts: the last conv activation, like Keras (a graph model's node name, or its unique tail). */
   topLayer: string;
   /** The classifier flattens a fixed-size map, so `include_top: true` needs the native size. */
   headNeedsNativeSize: boolean;
   preprocessing: Preprocessing;
 }
 
-export const BASE_NAMES = ['mobilenet_v2', 'inception_v3', 'mnist_cnn'] as const;
+export const BASE_NAMES = ['mobilenet_v2', 'inception_v3', 'mnist_cnn', 'mobilenet_v2_mid'] as const;
 export type BaseName = (typeof BASE_NAMES)[number];
 
 /**
@@ -61,6 +62,16 @@ export const BASES: Readonly<Record<BaseName, BaseDescriptor>> = {
     headNeedsNativeSize: false,
     preprocessing: { inputSize: 28, channels: 1, range: [0, 1], resize: 'bilinear' },
   },
+  /** A TF Hub MobileNetV2 feature vector fine-tuned by nsfwjs, shipped as a tfjs graph model: frozen (no unfreeze or fine-tune). Its graph maps [0, 1] to [-1, 1] itself. */
+  mobilenet_v2_mid: {
+    name: 'mobilenet_v2_mid',
+    description: 'MobileNetV2 (alpha 1.4, TF Hub lineage) from nsfwjs 4.4 as a frozen tfjs graph model (cannot be fine-tuned); 1792 features',
+    nativeInputSize: 224,
+    minInputSize: 32,
+    topLayer: 'MobilenetV2/Conv_1/Relu6',
+    headNeedsNativeSize: true,
+    preprocessing: { inputSize: 224, channels: 3, range: [0, 1], resize: 'bilinear' },
+  },
 };
 
 export interface LoadBaseOptions {
@@ -92,11 +103,27 @@ export function isBaseName(ref: string): ref is BaseName {
 export const MNIST_CNN_DIR = fileURLToPath(new URL('../../models/mnist-cnn/', import.meta.url));
 
 /**
- * Loads a base: a zoo name (`mobilenet_v2`, `inception_v3`, `mnist_cnn`), `file:path/to/model.json`
- * (or its directory) relative to `baseDir`, or an `https://…/model.json` pinned by `sha256`.
+ * Loads a base to predict with: a zoo name (`mobilenet_v2`, `inception_v3`, `mnist_cnn`,
+ * `mobilenet_v2_mid`), `file:path/to/model.json` (or its directory) relative to `baseDir`, or an
+ * `https://…/model.json` pinned by `sha256`; a tfjs layers model or a graph model.
  */
+export async function loadFrozenBase(tf: Tf, ref: string, options: LoadBaseOptions): Promise<BaseModel | GraphBase> {
+  const files = await modelFilesFor(ref, options);
+  return isGraphModel(files.json) ? loadGraphBase(tf, ref, files, options) : loadLayersBase(tf, ref, files, options);
+}
+
+/** Loads a base that can be joined to a head and trained: a layers model (see loadFrozenBase). */
 export async function loadBase(tf: Tf, ref: string, options: LoadBaseOptions): Promise<BaseModel> {
   const files = await modelFilesFor(ref, options);
+  if (isGraphModel(files.json)) throw new RuntimeUserError(graphCannotTrain(ref));
+  return loadLayersBase(tf, ref, files, options);
+}
+
+export function graphCannotTrain(ref: string): string {
+  return `the base ${ref} is a TensorFlow.js graph model, and graph models cannot be trained (their weights are graph constants): use a layers model as the base to unfreeze or fine-tune it`;
+}
+
+async function loadLayersBase(tf: Tf, ref: string, files: ModelFiles, options: LoadBaseOptions): Promise<BaseModel> {
   const descriptor = isBaseName(ref) ? BASES[ref] : undefined;
   const inputSize = options.inputSize ?? descriptor?.nativeInputSize;
   if (descriptor && inputSize !== undefined) checkInputSize(descriptor, inputSize, options);
@@ -112,6 +139,25 @@ export async function loadBase(tf: Tf, ref: string, options: LoadBaseOptions): P
     pooling: options.pooling ?? 'avg',
     preprocessing,
   });
+}
+
+/** A graph model run from its input to `layer` (a node; default: the zoo's cut, else the model's output). */
+async function loadGraphBase(tf: Tf, ref: string, files: ModelFiles, options: LoadBaseOptions): Promise<GraphBase> {
+  const descriptor = isBaseName(ref) ? BASES[ref] : undefined;
+  const inputSize = options.inputSize ?? descriptor?.nativeInputSize;
+  if (descriptor && inputSize !== undefined) checkInputSize(descriptor, inputSize, options);
+  const json = options.inputSize === undefined ? files.json : withGraphInputSize(files.json, options.inputSize);
+  const [height, , channels] = graphInputShape(json);
+  const preprocessing = mergePreprocessing(height ?? null, channels ?? null, files, descriptor, options);
+  const model = await tf.loadGraphModel(tf.io.fromMemory(artifactsFromModelFiles({ json, weightData: files.weightData })));
+  const layerName = options.layer ?? (options.includeTop === true || !descriptor ? undefined : descriptor.topLayer);
+  try {
+    const layer = layerName === undefined ? model.outputNodes[0]! : resolveGraphNode(json, layerName);
+    return new GraphBase(tf, model, { json, weightData: files.weightData }, { source: ref, layer, pooling: options.pooling ?? 'avg', preprocessing });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
 }
 
 async function modelFilesFor(ref: string, options: LoadBaseOptions): Promise<ModelFiles> {
@@ -142,6 +188,10 @@ function checkInputSize(descriptor: BaseDescriptor, size: number, options: LoadB
 /** Zoo bases carry theirs; a model we saved records its own; otherwise the options, then [0, 1]. */
 function preprocessingFor(topology: object, files: ModelFiles, descriptor: BaseDescriptor | undefined, options: LoadBaseOptions): Preprocessing {
   const [height, , channels] = inputShape(topology);
+  return mergePreprocessing(height ?? null, channels ?? null, files, descriptor, options);
+}
+
+function mergePreprocessing(height: number | null, channels: number | null, files: ModelFiles, descriptor: BaseDescriptor | undefined, options: LoadBaseOptions): Preprocessing {
   const recorded = (files.json.userDefinedMetadata?.['headstart'] as { preprocessing?: unknown } | undefined)?.preprocessing;
   const base = descriptor?.preprocessing ?? (isPreprocessing(recorded) ? recorded : undefined);
   const merged = { range: [0, 1] as [number, number], resize: 'bilinear' as const, ...base, ...(descriptor ? {} : options.preprocessing) };

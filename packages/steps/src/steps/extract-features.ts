@@ -4,11 +4,11 @@ import { SPLITS, openSplit, readPreprocessing, splitFiles, type Split, type Spli
 import { featureFiles, prepareSplitDir, writeFeatureMetadata } from '../ml/features.js';
 import { PredictionPool, predictionThreads } from '../ml/prediction-pool.js';
 import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
-import type { BaseModel } from '../runtime/base-model.js';
+import type { FrozenBase } from '../runtime/base-model.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { NpyWriter } from '../runtime/npy.js';
 import { toModelInput } from '../runtime/preprocessing.js';
-import { loadBase, type LoadBaseOptions } from '../runtime/zoo.js';
+import { loadFrozenBase, type LoadBaseOptions } from '../runtime/zoo.js';
 
 interface Params {
   base: string;
@@ -27,9 +27,9 @@ export default defineStep<Params>({
     type: 'object',
     additionalProperties: false,
     properties: {
-      base: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2, inception_v3, mnist_cnn, file:path/to/model.json or https://…/model.json' },
+      base: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2, inception_v3, mnist_cnn, mobilenet_v2_mid (a graph model), file:path/to/model.json or https://…/model.json: a tfjs layers model, or a graph model (TF Hub / Kaggle format), which stays frozen' },
       sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of model.json followed by its weight files in manifest order (cat model.json <shards> | sha256sum); required for an https base' },
-      layer: { type: 'string', description: 'cut the base at this layer (default: its last conv activation)' },
+      layer: { type: 'string', description: 'cut the base at this layer (default: its last conv activation); for a graph model, the output node (its full name or a unique tail such as MobilenetV2/Conv_1/Relu6; default: the model\'s output)' },
       pooling: { enum: ['avg', 'none'], default: 'avg', description: 'global average pooling after the cut (none keeps the feature maps)' },
       batch_size: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
       splits: { type: 'array', items: { enum: [...SPLITS] }, uniqueItems: true, description: 'default: every split the dataset has' },
@@ -50,7 +50,7 @@ export default defineStep<Params>({
       ...(ctx.params.sha256 ? { sha256: ctx.params.sha256 } : {}),
       ...(ctx.params.layer ? { layer: ctx.params.layer } : {}),
     };
-    const base = await loadBase(tf, ctx.params.base, { ...baseOptions, signal: ctx.signal, log: (line) => ctx.log.info(line) });
+    const base = await loadFrozenBase(tf, ctx.params.base, { ...baseOptions, signal: ctx.signal, log: (line) => ctx.log.info(line) });
     const splits = ctx.params.splits ?? SPLITS.filter((split) => preprocessing.splits[split]);
     const total = splits.reduce((sum, split) => sum + (preprocessing.splits[split] ?? 0), 0);
     const threads = predictionThreads(total, ctx.params.batch_size, ctx.settings.threads);
@@ -101,7 +101,7 @@ async function extractSplit(featuresOf: FeaturesOf, featureShape: number[], data
 }
 
 /** The single-thread path: the base in this thread, a batch at a time. */
-async function* extractHere(tf: Tf, base: BaseModel, batches: AsyncIterable<SplitBatch>, size: number, batchSize: number, budget: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
+async function* extractHere(tf: Tf, base: FrozenBase, batches: AsyncIterable<SplitBatch>, size: number, batchSize: number, budget: number, signal: AbortSignal): AsyncGenerator<Float32Array> {
   for await (const batch of batches) {
     signal.throwIfAborted();
     checkMemory(tf, budget, tensorBytes([batch.count, size, size, 3]) * 3, `a batch of ${batch.count} images`);

@@ -3,23 +3,23 @@ import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
-import { saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, balancedClassWeights, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { saveGraphBasedArtifact, saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, classWeightsFor, compileForTraining, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
-import { loadBase } from '../runtime/zoo.js';
+import { loadFrozenBase } from '../runtime/zoo.js';
 import { metricsFromHistory } from '../ml/history-summary.js';
+import { LR_INPUT, LR_SCALE_PARAM, withInputLearningRate, type LrParams } from '../ml/lr-input.js';
 
 type HeadLayer = { dense: number; activation?: string } | { dropout: number } | { batch_norm: true };
 
-interface Params extends TrainingParams {
+interface Params extends TrainingParams, LrParams {
   layers: HeadLayer[];
   binary: boolean;
-  class_weight: 'balanced' | null;
 }
 
 export default defineStep<Params>({
   name: 'train-head',
-  version: '4',
+  version: '5',
   description: 'Trains a new classifier head on cached features; outputs the head, base + head, and the history',
   params: {
     type: 'object',
@@ -36,17 +36,22 @@ export default defineStep<Params>({
       binary: { type: 'boolean', default: false, description: 'two classes with one sigmoid output instead of softmax' },
       optimizer: TRAINING_PARAMS.optimizer,
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
+      lr_scale: LR_SCALE_PARAM,
       momentum: TRAINING_PARAMS.momentum,
       epochs: { type: 'integer', minimum: 1, default: 20 },
       batch_size: TRAINING_PARAMS.batch_size,
       early_stopping: TRAINING_PARAMS.early_stopping,
-      class_weight: { enum: ['balanced', null], default: null },
+      schedule: TRAINING_PARAMS.schedule,
+      label_smoothing: TRAINING_PARAMS.label_smoothing,
+      class_weight: TRAINING_PARAMS.class_weight,
     },
   },
   inputs: ['features'],
+  ...LR_INPUT,
   outputs: ['model', 'head', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
+    ctx = await withInputLearningRate(ctx);
     const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const featuresDir = ctx.inputs['features']!;
     const classes = await readClasses(featuresDir);
@@ -59,16 +64,18 @@ export default defineStep<Params>({
     if (!val && p.early_stopping) ctx.log.warn('no val split: early stopping watches the training loss');
 
     const head = buildHead(tf, train.rowShape, classes.length, p, ctx.seed);
-    head.compile({ optimizer: makeOptimizer(tf, p), loss: p.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
+    compileForTraining(tf, head, p, p.binary);
     const [trainTensors, valTensors] = [toTensors(tf, train, classes.length, p.binary), val && toTensors(tf, val, classes.length, p.binary)];
     try {
-      const classWeight = p.class_weight === 'balanced' ? balancedClassWeights(train.labels, classes.length) : undefined;
+      const classWeight = classWeightsFor(tf, p.class_weight, trainTensors.y, classes.length);
       const trainer = fitEpochs(tf, head, { train: trainTensors, val: valTensors }, { batchSize: p.batch_size, classWeight });
       const history = await fitWithEarlyStopping(head, trainer, {
         epochs: p.epochs,
         seed: ctx.seed,
         earlyStopping: p.early_stopping,
+        schedule: p.schedule,
         signal: ctx.signal,
+        snapshots: { tf, dir: ctx.snapshotDir, log: ctx.log },
         onEpoch: (r) => {
           ctx.progress(r.epoch, p.epochs, 'epochs');
           ctx.log.info(describeEpoch(r));
@@ -84,7 +91,7 @@ export default defineStep<Params>({
   },
 });
 
-function buildHead(tf: Tf, inputShape: number[], classCount: number, p: Params, seed: number): Tfjs.Sequential {
+export function buildHead(tf: Tf, inputShape: number[], classCount: number, p: Params, seed: number): Tfjs.Sequential {
   const head = tf.sequential({ name: 'head' });
   head.add(tf.layers.inputLayer({ inputShape, name: 'head_input' }));
   if (inputShape.length > 1) head.add(tf.layers.flatten({ name: 'head_flatten' }));
@@ -118,7 +125,7 @@ async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: 
   const headLayers = head.layers.map((layer) => layer.name);
   const metadata: ModelMetadata = { classes: o.classes, preprocessing: recipe.info.preprocessing, base: recipe, headLayers, binary: o.binary, history: [{ phase: 'head', ...o.history }] };
   await saveModelArtifact(head, headDir, metadata);
-  const base = await loadBase(tf, recipe.ref, {
+  const base = await loadFrozenBase(tf, recipe.ref, {
     cacheDir: o.cacheDir,
     baseDir: o.workdir,
     inputSize: recipe.inputSize,
@@ -127,6 +134,7 @@ async function saveHeadAndFullModel(tf: Tf, head: Tfjs.Sequential, featuresDir: 
     ...(recipe.sha256 ? { sha256: recipe.sha256 } : {}),
   });
   try {
+    if (base.kind === 'graph') return await saveGraphBasedArtifact(head, modelDir, metadata, base); // a graph cannot join a layers model
     let output = base.model.outputs[0]!;
     for (const layer of head.layers.filter((l) => l.getClassName() !== 'InputLayer')) output = layer.apply(output) as Tfjs.SymbolicTensor;
     const full = tf.model({ inputs: base.model.inputs, outputs: output, name: 'base_and_head' });

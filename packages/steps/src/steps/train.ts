@@ -4,11 +4,12 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, readPreprocessing, type Split } from '../data/dataset.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, makeOptimizer, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, classWeightsFor, compileForTraining, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
 import { metricsFromHistory } from '../ml/history-summary.js';
+import { LR_INPUT, LR_SCALE_PARAM, withInputLearningRate, type LrParams } from '../ml/lr-input.js';
 
 type LayerSpec =
   | { conv: number; kernel?: number; activation?: string }
@@ -17,7 +18,7 @@ type LayerSpec =
   | { dropout: number }
   | { batch_norm: true };
 
-interface Params extends TrainingParams {
+interface Params extends TrainingParams, LrParams {
   layers: LayerSpec[];
 }
 
@@ -26,7 +27,7 @@ const RANGE: [number, number] = [0, 1];
 
 export default defineStep<Params>({
   name: 'train',
-  version: '5',
+  version: '6',
   description: 'Trains a model from scratch on the images (the baseline transfer learning has to beat)',
   params: {
     type: 'object',
@@ -43,16 +44,22 @@ export default defineStep<Params>({
       },
       optimizer: TRAINING_PARAMS.optimizer,
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
+      lr_scale: LR_SCALE_PARAM,
       momentum: TRAINING_PARAMS.momentum,
       epochs: { type: 'integer', minimum: 1, default: 10 },
       batch_size: TRAINING_PARAMS.batch_size,
       early_stopping: TRAINING_PARAMS.early_stopping,
+      schedule: TRAINING_PARAMS.schedule,
+      label_smoothing: TRAINING_PARAMS.label_smoothing,
+      class_weight: TRAINING_PARAMS.class_weight,
     },
   },
   inputs: ['dataset'],
+  ...LR_INPUT,
   outputs: ['model', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
+    ctx = await withInputLearningRate(ctx);
     const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const datasetDir = ctx.inputs['dataset']!;
     const info = await readPreprocessing(datasetDir);
@@ -63,13 +70,16 @@ export default defineStep<Params>({
     const val = info.splits.val ? await imageTensors(tf, datasetDir, 'val', preprocessing, budget) : undefined;
     const model = buildModel(tf, preprocessing.inputSize, train.classes.length, ctx.params.layers, ctx.seed);
     try {
-      model.compile({ optimizer: makeOptimizer(tf, ctx.params), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-      const trainer = fitEpochs(tf, model, { train: train.tensors, val: val?.tensors }, { batchSize: ctx.params.batch_size });
+      compileForTraining(tf, model, ctx.params, false);
+      const classWeight = classWeightsFor(tf, ctx.params.class_weight, train.tensors.y, train.classes.length);
+      const trainer = fitEpochs(tf, model, { train: train.tensors, val: val?.tensors }, { batchSize: ctx.params.batch_size, classWeight });
       const history = await fitWithEarlyStopping(model, trainer, {
         epochs: ctx.params.epochs,
         seed: ctx.seed,
         earlyStopping: val ? ctx.params.early_stopping : null,
+        schedule: ctx.params.schedule,
         signal: ctx.signal,
+        snapshots: { tf, dir: ctx.snapshotDir, log: ctx.log },
         onEpoch: (r) => {
           ctx.progress(r.epoch, ctx.params.epochs, 'epochs');
           ctx.log.info(describeEpoch(r));

@@ -69,6 +69,7 @@ export async function contextFor<P>(params: P, options: { workdir: string; input
     workdir: options.workdir,
     tmpdir: path.join(scratch, 'tmp'),
     cacheDir: path.join(scratch, 'cache'),
+    snapshotDir: path.join(scratch, 'snapshots'),
     seed: options.seed ?? 0,
     signal: new AbortController().signal,
     log: { info: (m) => recorded.infos.push(m), warn: (m) => recorded.warnings.push(m) },

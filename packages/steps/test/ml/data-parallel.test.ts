@@ -2,6 +2,8 @@ import type { LayersModel, Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startEpochTrainer } from '../../src/ml/data-parallel/epochs.js';
 import { planTraining } from '../../src/ml/data-parallel/plan.js';
+import { smoothLabels } from '../../src/ml/data-parallel/slices.js';
+import { CONSTANT, learningRateAt, type Schedule } from '../../src/ml/schedule.js';
 import { DataParallelTrainer } from '../../src/ml/data-parallel/trainer.js';
 import { threadsFor } from '../../src/ml/threads/thread-count.js';
 import { fitEpochs, fitWithEarlyStopping, type FitOptions, type History, type TensorSplit } from '../../src/ml/training.js';
@@ -21,13 +23,14 @@ function digits(perDigit: number, from: 'start' | 'end'): TensorSplit {
 }
 
 /** mnist_cnn with conv2 and above trainable, BN in inference mode (as fine-tune runs it), Adam; `dropout` replaces its rate. */
-async function smallConvNet(dropout?: number): Promise<LayersModel> {
+async function smallConvNet(dropout?: number, labelSmoothing = 0): Promise<LayersModel> {
   const model = await loadModel(tf, MNIST_CNN_DIR);
   const first = model.layers.findIndex((layer) => layer.name === 'conv2');
   model.layers.forEach((layer, i) => (layer.trainable = i >= first));
   if (dropout !== undefined) (model.getLayer('dropout') as unknown as { rate: number }).rate = dropout;
   freezeBatchNorm(model, 'always');
   model.compile({ optimizer: tf.train.adam(0.001), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  smoothLabels(tf, model, labelSmoothing);
   return model;
 }
 
@@ -79,27 +82,41 @@ describe('a data-parallel step', () => {
 describe('fitWithEarlyStopping on 2 threads', () => {
   const options: FitOptions = { epochs: 3, seed: 7, earlyStopping: { patience: 2, monitor: 'val_loss' }, signal: new AbortController().signal, onEpoch: () => {} };
   /** Trains with the epoch trainer planTraining picks for `threads` threads (batches of 32 unless said), logging into `log`. */
-  const fitOn = async (threads: number, model: LayersModel, splits: { train: TensorSplit; val?: TensorSplit }, log: string[], fit: Partial<FitOptions> = {}, batchSize = 32) =>
-    fitWithEarlyStopping(model, await startEpochTrainer(tf, model, splits, { batchSize, threads, log: (line) => log.push(line) }), { ...options, ...fit });
+  const fitOn = async (threads: number, model: LayersModel, splits: { train: TensorSplit; val?: TensorSplit }, log: string[], fit: Partial<FitOptions> = {}, batchSize = 32, classWeight?: Record<number, number>) =>
+    fitWithEarlyStopping(model, await startEpochTrainer(tf, model, splits, { batchSize, threads, classWeight, log: (line) => log.push(line) }), { ...options, ...fit });
 
-  it('gives exactly the history and weights it gives on one thread, and those of tfjs fit within rounding', async () => {
+  /** Trains three models alike, by tfjs fit, on 1 thread and on 2: the 2-thread run must equal the 1-thread one bit for bit, and fit's within rounding. */
+  async function compareWithFit(o: { fit?: Partial<FitOptions>; classWeight?: Record<number, number>; labelSmoothing?: number } = {}): Promise<History> {
     const [train, val] = [digits(20, 'start'), digits(5, 'end')];
-    const [fitted, single, parallel] = [await smallConvNet(), await smallConvNet(), await smallConvNet()];
+    const [fitted, single, parallel] = [await smallConvNet(undefined, o.labelSmoothing), await smallConvNet(undefined, o.labelSmoothing), await smallConvNet(undefined, o.labelSmoothing)];
     const log: string[] = [];
-    const byFit = await fitWithEarlyStopping(fitted, fitEpochs(tf, fitted, { train, val }, { batchSize: 32 }), options);
-    const one = await fitOn(1, single, { train, val }, log);
-    const two = await fitOn(2, parallel, { train, val }, log);
+    const byFit = await fitWithEarlyStopping(fitted, fitEpochs(tf, fitted, { train, val }, { batchSize: 32, classWeight: o.classWeight }), { ...options, ...o.fit });
+    const one = await fitOn(1, single, { train, val }, log, o.fit, 32, o.classWeight);
+    const two = await fitOn(2, parallel, { train, val }, log, o.fit, 32, o.classWeight);
     expect(log).toEqual(['training on 2 threads, each batch shared between them']);
-    const withoutTimes = (history: History) => ({ ...history, epochs: history.epochs.map((record) => ({ ...record, seconds: 0 })) });
-    expect(withoutTimes(two)).toEqual(withoutTimes(one));
+    expect(two).toEqual(one);
     expect(parallel.getWeights().map((w) => w.dataSync())).toEqual(single.getWeights().map((w) => w.dataSync()));
     expect(one.best_epoch).toBe(byFit.best_epoch);
     one.epochs.forEach((record, i) => {
-      for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const) expect(record[key]).toBeCloseTo(byFit.epochs[i]![key]!, 4);
+      for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'] as const) expect(record[key]).toBeCloseTo(byFit.epochs[i]![key]!, 4);
     });
     expect(weightsDifference(single, fitted)).toBeLessThan(1e-4);
     [fitted, single, parallel].forEach((model) => model.dispose());
     [train, val].forEach(dispose);
+    return one;
+  }
+
+  it('gives exactly the history and weights it gives on one thread, and those of tfjs fit within rounding', async () => {
+    const history = await compareWithFit();
+    expect(history.epochs.map((record) => record.lr)).toEqual([0.001, 0.001, 0.001]);
+    expect(history.lr).toBe(0.001);
+  });
+
+  it('with a one_cycle schedule, class weights and label smoothing, the same: exact over threads, fit\'s within rounding', async () => {
+    const schedule: Schedule = { ...CONSTANT, type: 'one_cycle', pct_start: 0.3, min_lr: 1e-5 };
+    const history = await compareWithFit({ fit: { schedule, earlyStopping: null }, classWeight: { 0: 2, 1: 0.5, 2: 1, 3: 1.5, 4: 0.25 }, labelSmoothing: 0.1 });
+    const lastBatch = (epoch: number) => learningRateAt(0.001, schedule, { epoch, batch: 3, batchesPerEpoch: 4, epochs: 3 }); // 100 rows: 4 batches
+    expect(history.epochs.map((record) => record.lr)).toEqual([lastBatch(1), lastBatch(2), 1e-5]);
   });
 
   it('stays on one thread, saying why, where shards would see other batch statistics', async () => {
@@ -183,13 +200,6 @@ describe('planTraining', () => {
     expect(planTraining(tf, model, { samples: 100, batchSize: 64, threads: 3 })).toEqual({ sliced: true, threads: 3 });
     expect(planTraining(tf, model, { samples: 2 * 32 * 4, batchSize: 32, requestedThreads: 2 })).toEqual({ sliced: true, threads: 2 });
     expect(planTraining(tf, model, { samples: 2 * 32 * 4 - 1, batchSize: 32, requestedThreads: 2 })).toEqual({ sliced: true, threads: 1 });
-    model.dispose();
-  });
-
-  it('leaves class-weighted training to tfjs fit, saying why only when more threads were wanted', async () => {
-    const model = await smallConvNet();
-    expect(planTraining(tf, model, { samples: 100, batchSize: 32, threads: 2, classWeight: { 0: 2 } })).toEqual({ sliced: false, threads: 1, oneThreadBecause: 'class weights are not split over threads' });
-    expect(planTraining(tf, model, { samples: 100, batchSize: 32, threads: 1, classWeight: { 0: 2 } })).toEqual({ sliced: false, threads: 1 });
     model.dispose();
   });
 });

@@ -46,6 +46,22 @@ describe('initPipeline (the image-folder template)', () => {
     expect(await validates(summary.file)).toBe(true);
   });
 
+  it('with fineTune, writes the whole recipe as a pipeline every step accepts', async () => {
+    const dir = await project(['train', 'test']);
+    const summary = await initPipeline({ dir, template: 'image-folder', fineTune: true });
+    const text = await readFile(summary.file, 'utf8');
+    expect(text).toMatch(/^# Made by `headstart init --fine-tune` for data\/: 2 classes \(cat, dog\)/);
+    const loaded = await loadPipeline(summary.file, { registry: builtinSteps });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.error, (key, value: unknown) => (key === 'file' ? undefined : value)));
+    const stages = loaded.value.stages;
+    expect(loaded.value.order).toEqual(['data', 'prep', 'features', 'head', 'unfreeze', 'find', 'finetune', 'eval']);
+    expect(stages.get('find')!.uses).toBe('lr-find');
+    expect(Object.keys(stages.get('finetune')!.inputs).sort()).toEqual(['dataset', 'lr', 'model']);
+    expect(stages.get('finetune')!.params).toMatchObject({ lr_scale: 1, schedule: { type: 'one_cycle', pct_start: 0.3 }, layer_decay: 0.7, label_smoothing: 0.1 });
+    expect(stages.get('head')!.params).toMatchObject({ label_smoothing: 0.1 });
+    expect(stages.get('eval')!.params).toMatchObject({ split: 'test', tta: { flip: true } });
+  });
+
   it('refuses to overwrite, and a folder with split folders but no train/', async () => {
     const dir = await project(['']);
     await writeFile(path.join(dir, 'headstart.yaml'), 'mine\n');

@@ -33,10 +33,10 @@ function maxDifference(a: Float32Array, b: Float32Array): number {
   return a.reduce((max, value, i) => Math.max(max, Math.abs(value - b[i]!)), 0);
 }
 
-async function fineTuneWith(threads: number) {
-  const run = await runStep(fineTune, { epochs: 2, lr: 0.001, batch_size: 32 }, { workdir, inputs: { model: unfrozen, dataset }, seed: 1, settings: { threads } });
+async function fineTuneWith(threads: number, recipe: Record<string, unknown> = {}) {
+  const run = await runStep(fineTune, { epochs: 2, lr: 0.001, batch_size: 32, ...recipe }, { workdir, inputs: { model: unfrozen, dataset }, seed: 1, settings: { threads } });
   const history = JSON.parse(await readFile(path.join(run.outputs['history']!, 'history.json'), 'utf8'));
-  return { infos: run.recorded.infos, history, weights: await weights(run.outputs['model']!) };
+  return { infos: run.recorded.infos, history, metrics: run.result ? run.result.metrics : undefined, weights: await weights(run.outputs['model']!) };
 }
 
 describe('fine-tune on several threads', () => {
@@ -49,5 +49,21 @@ describe('fine-tune on several threads', () => {
     expect(withoutTimes(two.history)).toEqual(withoutTimes(one.history));
     expect(maxDifference(one.weights, await weights(unfrozen))).toBeGreaterThan(1e-3);
     expect(two.weights).toEqual(one.weights);
+  });
+
+  it('with the recipe (one_cycle after a warmup, layer_decay, balanced class weights, label smoothing) trains the same bits on 1 and 2 threads', async () => {
+    const recipe = { schedule: { type: 'one_cycle', warmup_epochs: 0.5, min_lr: 1e-6 }, layer_decay: 0.7, class_weight: 'balanced', label_smoothing: 0.1 };
+    const one = await fineTuneWith(1, recipe);
+    const two = await fineTuneWith(2, recipe);
+    expect(two.infos).toContain('training on 2 threads, each batch shared between them');
+    expect(one.infos).toContain('lr multipliers: head ×1, conv3 ×0.7');
+    expect(two.history).toEqual(one.history);
+    expect(two.weights).toEqual(one.weights);
+    const [first, last] = one.history.epochs.map((record: { lr: number }) => record.lr);
+    expect(first).toBeGreaterThan(0.0009); // past the peak, on the way down
+    expect(first).toBeLessThan(0.001);
+    expect(last).toBe(1e-6);
+    expect(one.metrics).toMatchObject({ lr: 0.001 });
+    expect(one.weights).not.toEqual((await fineTuneWith(1)).weights);
   });
 });

@@ -9,6 +9,7 @@ import fineTune from '../../src/steps/fine-tune.js';
 import loadData from '../../src/steps/load-data.js';
 import preprocess from '../../src/steps/preprocess.js';
 import trainHead from '../../src/steps/train-head.js';
+import train from '../../src/steps/train.js';
 import unfreeze from '../../src/steps/unfreeze.js';
 import { loadBackend } from '../../src/runtime/backend.js';
 import { NpyReader } from '../../src/runtime/npy.js';
@@ -99,6 +100,26 @@ describe('train-head', () => {
     expect(await weights(again)).toEqual(await weights(head));
     expect(await weights(other)).not.toEqual(await weights(head));
   });
+
+  it('takes a schedule and label smoothing: each changes the weights, history records the lr per epoch', async () => {
+    const base = { layers: [{ dense: 16 }], epochs: 4, early_stopping: null };
+    const runs = await Promise.all([{ schedule: { type: 'cosine', min_lr: 1e-5 } }, { label_smoothing: 0.2 }].map((extra) => runStep(trainHead, { ...base, ...extra }, { workdir, inputs: { features }, seed: 5 })));
+    const weights = async (run: typeof head) => readFile(path.join(run.outputs['head']!, 'weights.bin'));
+    for (const run of runs) expect(await weights(run)).not.toEqual(await weights(head));
+    const cosine = JSON.parse(await readFile(path.join(runs[0]!.outputs['history']!, 'history.json'), 'utf8'));
+    expect(cosine.epochs.map((record: { lr: number }) => record.lr).at(-1)).toBe(1e-5);
+    expect(cosine.lr).toBe(0.001);
+    expect(runs[0]!.result).toMatchObject({ metrics: { lr: 0.001 } });
+  });
+});
+
+describe('train', () => {
+  it('takes balanced class weights, label smoothing and a step schedule', async () => {
+    const params = { layers: [{ conv: 4 }, { max_pool: 2 }, { dense: 8 }], epochs: 2, early_stopping: null, class_weight: 'balanced', label_smoothing: 0.1, schedule: { type: 'step', step_epochs: 1, factor: 0.5 } };
+    const { outputs } = await runStep(train, params, { workdir, inputs: { dataset }, seed: 2 });
+    const history = JSON.parse(await readFile(path.join(outputs['history']!, 'history.json'), 'utf8'));
+    expect(history.epochs.map((record: { lr: number }) => record.lr)).toEqual([0.001, 0.0005]);
+  });
 });
 
 describe('unfreeze', () => {
@@ -128,6 +149,13 @@ describe('fine-tune and evaluate', () => {
     const uncached = await fineTuned(false);
     expect(uncached.history).toMatchObject({ cached_boundary: false });
     expect(uncached.rows).toBeGreaterThanOrEqual(2 * (60 + 30)); // every image, every epoch
+  });
+
+  it.each([
+    [{ lr_mult: [{ from_layer: 'conv9', mult: 0.5 }] }, 'lr_mult: the model has no layer "conv9" at or above its first trainable layer (head_dense_0)'],
+    [{ layer_decay: 0.7, optimizer: 'rmsprop' }, 'layer_decay and lr_mult need optimizer: adam, not rmsprop'],
+  ])('fine-tune refuses %j', async (params, message) => {
+    await expect(runStep(fineTune, { epochs: 1, ...params }, { workdir, inputs: { model: head.outputs['model']!, dataset } })).rejects.toThrow(new StepUserError(message));
   });
 
   it('evaluate writes the metrics and reports a failed fail_under', async () => {

@@ -5,6 +5,8 @@ import { planTraining, type PlanInput } from './plan.js';
 import { DataParallelTrainer } from './trainer.js';
 
 export interface EpochTrainerOptions extends Omit<PlanInput, 'samples'> {
+  /** Per class (tfjs `fit`'s classWeight): the weight of a row's training loss. */
+  classWeight?: Record<number, number> | undefined;
   log?(line: string): void;
 }
 
@@ -19,24 +21,33 @@ export async function startEpochTrainer(tf: Tf, model: Tfjs.LayersModel, splits:
   if (!plan.sliced) return fitEpochs(tf, model, splits, o);
   let trainer: DataParallelTrainer;
   try {
-    trainer = await DataParallelTrainer.start(tf, model, splits, plan.threads, o.batchSize);
+    trainer = await DataParallelTrainer.start(tf, model, splits, plan.threads, o.batchSize, classWeightList(o.classWeight));
   } catch (error) {
     const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
     o.log?.(`training on one thread: the training threads could not start (${reason})`);
-    trainer = await DataParallelTrainer.start(tf, model, splits, 1, o.batchSize);
+    trainer = await DataParallelTrainer.start(tf, model, splits, 1, o.batchSize, classWeightList(o.classWeight));
   }
   if (trainer.threads > 1) o.log?.(`training on ${trainer.threads} threads, each batch shared between them`);
   return slicedEpochs(trainer, splits, o.batchSize);
+}
+
+/** `fit`'s classWeight map as a list by class (a class it leaves out weighs 0). */
+function classWeightList(classWeight: Record<number, number> | undefined): number[] | undefined {
+  if (!classWeight) return undefined;
+  const classes = Math.max(...Object.keys(classWeight).map(Number)) + 1;
+  return Array.from({ length: classes }, (_, label) => classWeight[label] ?? 0);
 }
 
 /** Epochs as `fitEpochs` trains them (same order, batches, loss and accuracy), each batch in slices shared between threads. */
 function slicedEpochs(trainer: DataParallelTrainer, splits: { train: TensorSplit; val?: TensorSplit | undefined }, batchSize: number): EpochTrainer {
   return {
     trainCount: splits.train.count,
-    async trainEpoch(order, signal) {
+    batchSize,
+    async trainEpoch(order, signal, beforeBatch) {
       let [loss, correct] = [0, 0];
       for (let start = 0; start < order.length; start += batchSize) {
         signal.throwIfAborted();
+        beforeBatch(start / batchSize);
         const rows = order.subarray(start, start + batchSize);
         const batch = await trainer.trainBatch(rows);
         loss += batch.loss * rows.length;

@@ -22,7 +22,6 @@ export interface PlanInput {
   /** Rows of the training split. */
   samples: number;
   batchSize: number;
-  classWeight?: Record<number, number> | undefined;
   /** Threads wanted; absent, those `threadsFor` gives the split for the user's `requestedThreads`. */
   threads?: number | undefined;
   /** The user's thread count (`ctx.settings.threads`: --workers, else one per core). */
@@ -38,7 +37,7 @@ const BATCH_DEPENDENT = ['GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'Sp
  */
 export function planTraining(tf: Tf, model: Tfjs.LayersModel, input: PlanInput): TrainingPlan {
   const wanted = input.threads ?? threadsFor(input.samples, input.batchSize, input.requestedThreads);
-  const obstacle = dataParallelObstacle(tf, model, input.classWeight);
+  const obstacle = dataParallelObstacle(tf, model);
   if (obstacle) return { sliced: false, threads: 1, ...(wanted > 1 ? { oneThreadBecause: obstacle } : {}) };
   const threads = Math.max(1, Math.min(wanted, Math.ceil(input.batchSize / SLICE_ROWS)));
   if (wanted > 1 && threads === 1) return { sliced: true, threads, oneThreadBecause: `threads share a batch in slices of ${SLICE_ROWS} rows, and a batch of ${input.batchSize} is one` };
@@ -50,11 +49,10 @@ export function planTraining(tf: Tf, model: Tfjs.LayersModel, input: PlanInput):
  * multi-threaded native backend, gain nothing), or undefined. Dropout is no obstacle (see
  * sharded-dropout.ts); batch statistics are.
  */
-function dataParallelObstacle(tf: Tf, model: Tfjs.LayersModel, classWeight?: Record<number, number>): string | undefined {
+function dataParallelObstacle(tf: Tf, model: Tfjs.LayersModel): string | undefined {
   if (tf.getBackend() !== 'wasm') return `the ${tf.getBackend()} backend is not the single-threaded wasm one`;
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'the model has more than one input or output';
   if (!namedLoss(model)) return 'the loss is not one named loss';
-  if (classWeight) return 'class weights are not split over threads';
   for (const layer of allLayers(model)) {
     const name = layer.getClassName();
     if (name === 'BatchNormalization' && batchNormTrains(layer, true)) return `${layer.name} normalises with batch statistics`;

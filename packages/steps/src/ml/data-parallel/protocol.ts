@@ -21,6 +21,10 @@ export interface ReplicaSetup {
   topology: object;
   loss: string;
   metrics: string[];
+  /** The loss's label smoothing (slices.ts `smoothLabels`). */
+  labelSmoothing: number;
+  /** Per class: the weight of a row's training loss. */
+  classWeights?: number[];
   /** Every weight of the model (`model.weights` order), copied once. */
   weights: { shape: number[]; values: Float32Array }[];
   /** Shared: the trainable weights as the main thread last published them. */

@@ -11,7 +11,7 @@ import { freezeBatchNorm } from '../../runtime/batch-norm.js';
 import { serveRequests } from '../threads/thread-group.js';
 import { gradientBlock, type EvaluateRequest, type ReplicaRequest, type ReplicaSetup, type SharedSplit, type StepRequest, type Sums } from './protocol.js';
 import { shardDropout } from './sharded-dropout.js';
-import { evaluateChunks, sizeOf, sliceBounds, sliceGradients } from './slices.js';
+import { evaluateChunks, sizeOf, sliceBounds, sliceGradients, smoothLabels } from './slices.js';
 
 /**
  * The replica: the same layers, wiring and weights as the main thread's model. Every BatchNormalization
@@ -23,6 +23,7 @@ async function buildReplica(tf: Tf, setup: ReplicaSetup): Promise<Tfjs.LayersMod
   model.setWeights(weights);
   tf.dispose(weights);
   model.compile({ optimizer: 'sgd', loss: setup.loss, metrics: setup.metrics });
+  smoothLabels(tf, model, setup.labelSmoothing);
   freezeBatchNorm(model, 'always');
   shardDropout(tf, model);
   const trainableSize = model.trainableWeights.reduce((n, weight) => n + sizeOf(weight.shape), 0);
@@ -63,7 +64,7 @@ class Replica {
     const slices = sliceBounds(request.rows.length).slice(request.first, request.end);
     for (const [block, [start, end]] of slices.entries()) {
       const [x, y] = rowsOf(this.tf, this.model, this.setup.train, request.rows.subarray(start, end));
-      const slice = sliceGradients(this.tf, this.model, x, y, { offset: start, batchSize: request.rows.length });
+      const slice = sliceGradients(this.tf, this.model, x, y, { offset: start, batchSize: request.rows.length }, this.setup.classWeights);
       this.tf.dispose([x, y]);
       this.writeGradients(slice.grads, gradientBlock(block, this.setup.trainable.length));
       sums.loss.push(slice.loss);

@@ -68,8 +68,11 @@ export interface SliceGradients {
   correct: number;
 }
 
-/** Loss and gradients for rows [shard.offset, shard.offset + x's rows) of a batch of shard.batchSize. */
-export function sliceGradients(tf: Tf, model: Tfjs.LayersModel, x: Tfjs.Tensor, y: Tfjs.Tensor, shard: Shard): SliceGradients {
+/**
+ * Loss and gradients for rows [shard.offset, shard.offset + x's rows) of a batch of shard.batchSize;
+ * with `classWeights` (per class), each row's loss × its class's weight, as tfjs's `fit` weighs it.
+ */
+export function sliceGradients(tf: Tf, model: Tfjs.LayersModel, x: Tfjs.Tensor, y: Tfjs.Tensor, shard: Shard, classWeights?: readonly number[]): SliceGradients {
   const compiled = compiledOf(model);
   const variables = model.trainableWeights.map((weight) => weight.read() as Tfjs.Variable);
   const share = (x.shape[0] ?? 0) / shard.batchSize;
@@ -78,7 +81,8 @@ export function sliceGradients(tf: Tf, model: Tfjs.LayersModel, x: Tfjs.Tensor, 
     tf.variableGrads(() => {
       const output = model.apply(x, { training: true }) as Tfjs.Tensor;
       correct = tf.keep(correctCount(tf, compiled, y, output));
-      const loss = tf.div(tf.sum(compiled.lossFunctions[0]!(y, output)), shard.batchSize);
+      const rowLosses = compiled.lossFunctions[0]!(y, output);
+      const loss = tf.div(tf.sum(classWeights ? tf.mul(rowLosses, rowWeights(tf, y, classWeights)) : rowLosses), shard.batchSize);
       const penalties = compiled.calculateLosses();
       return (penalties.length === 0 ? loss : tf.add(loss, tf.mul(tf.addN(penalties), share))) as Tfjs.Scalar;
     }, variables),
@@ -107,6 +111,34 @@ export function evaluateChunks(tf: Tf, model: Tfjs.LayersModel, x: Tfjs.Tensor, 
     sums.correct.push(correct);
   }
   return sums;
+}
+
+/** Each row's class weight: the class of a one-hot row is its largest column, of a binary one its value. */
+function rowWeights(tf: Tf, y: Tfjs.Tensor, classWeights: readonly number[]): Tfjs.Tensor {
+  const classes = y.shape[1] === 1 ? tf.cast(tf.reshape(y, [-1]), 'int32') : tf.argMax(y, 1);
+  return tf.gather(tf.tensor1d(classWeights as number[], 'float32'), classes);
+}
+
+type SmoothedLoss = LossOrMetric & { labelSmoothing?: number };
+
+/**
+ * Keras's label smoothing in the compiled model's loss: targets y·(1 − ε) + ε/K, K the classes (2 for
+ * one sigmoid output). Changing the loss function itself makes tfjs's `fit`, its `evaluate` and the
+ * slices here compute the same loss; the metrics still see the true labels.
+ */
+export function smoothLabels(tf: Tf, model: Tfjs.LayersModel, epsilon: number): void {
+  if (!epsilon) return;
+  const compiled = compiledOf(model);
+  compiled.lossFunctions = compiled.lossFunctions.map((loss) => {
+    const smoothed: SmoothedLoss = (yTrue, yPred) => loss(tf.add(tf.mul(yTrue, 1 - epsilon), epsilon / Math.max(2, yTrue.shape[1] ?? 1)), yPred);
+    smoothed.labelSmoothing = epsilon;
+    return smoothed;
+  });
+}
+
+/** The ε `smoothLabels` gave the model's loss (0: none). */
+export function labelSmoothingOf(model: Tfjs.LayersModel): number {
+  return (compiledOf(model).lossFunctions[0] as SmoothedLoss | undefined)?.labelSmoothing ?? 0;
 }
 
 /** Values in a tensor of this shape (a weight's shape has no unknown sizes). */

@@ -5,7 +5,7 @@ import { ThreadGroup } from '../threads/thread-group.js';
 import type { TensorSplit } from '../training.js';
 import { gradientBlock, sharedFloats, type ReplicaRequest, type ReplicaSetup, type SharedSplit, type Sums } from './protocol.js';
 import { shardDropout } from './sharded-dropout.js';
-import { evaluateChunks, namedLoss, shareOut, sizeOf, sliceBounds, sliceGradients, sumInOrder } from './slices.js';
+import { evaluateChunks, labelSmoothingOf, namedLoss, shareOut, sizeOf, sliceBounds, sliceGradients, sumInOrder } from './slices.js';
 
 const REPLICA_SCRIPT = new URL('./replica-thread.js', import.meta.url);
 
@@ -30,13 +30,15 @@ export class DataParallelTrainer {
     private readonly shared: { trainable: Float32Array; grads: Float32Array[] },
     private readonly train: TensorSplit,
     private readonly val: TensorSplit | undefined,
+    private readonly classWeights: readonly number[] | undefined,
   ) {}
 
   /**
    * Starts `threads − 1` replica threads of the compiled `model` (planTraining picks `threads`) and
-   * waits until all are ready; `batchSize` sizes the shared gradient blocks.
+   * waits until all are ready; `batchSize` sizes the shared gradient blocks. `classWeights` (per class)
+   * weigh each row's training loss.
    */
-  static async start(tf: Tf, model: Tfjs.LayersModel, splits: Splits, threads: number, batchSize: number): Promise<DataParallelTrainer> {
+  static async start(tf: Tf, model: Tfjs.LayersModel, splits: Splits, threads: number, batchSize: number, classWeights?: readonly number[]): Promise<DataParallelTrainer> {
     shardDropout(tf, model);
     const size = model.trainableWeights.reduce((n, weight) => n + sizeOf(weight.shape), 0);
     const slicesPerThread = Math.ceil(sliceBounds(batchSize).length / threads);
@@ -44,8 +46,8 @@ export class DataParallelTrainer {
       trainable: sharedFloats(threads > 1 ? size : 0),
       grads: Array.from({ length: threads - 1 }, () => sharedFloats(size * slicesPerThread)),
     };
-    const replicas = threads > 1 ? await startReplicas(tf, model, splits, shared) : undefined;
-    return new DataParallelTrainer(tf, model, replicas, shared, splits.train, splits.val);
+    const replicas = threads > 1 ? await startReplicas(tf, model, splits, shared, classWeights) : undefined;
+    return new DataParallelTrainer(tf, model, replicas, shared, splits.train, splits.val, classWeights);
   }
 
   get threads(): number {
@@ -110,7 +112,7 @@ export class DataParallelTrainer {
     for (const [i, [start, end]] of slices.entries()) {
       const indices = tf.tensor1d(rows.subarray(start, end), 'int32');
       const [x, y] = [tf.gather(this.train.x, indices), tf.gather(this.train.y, indices)];
-      const slice = sliceGradients(tf, this.model, x, y, { offset: start, batchSize: rows.length });
+      const slice = sliceGradients(tf, this.model, x, y, { offset: start, batchSize: rows.length }, this.classWeights);
       tf.dispose([indices, x, y]);
       sums.loss.push(slice.loss);
       sums.correct.push(slice.correct);
@@ -161,12 +163,14 @@ export class DataParallelTrainer {
 }
 
 /** Replica threads (one per `shared.grads`), ready to compute; none left running if one fails. */
-async function startReplicas(tf: Tf, model: Tfjs.LayersModel, splits: Splits, shared: { trainable: Float32Array; grads: Float32Array[] }): Promise<ThreadGroup<ReplicaRequest, Sums>> {
+async function startReplicas(tf: Tf, model: Tfjs.LayersModel, splits: Splits, shared: { trainable: Float32Array; grads: Float32Array[] }, classWeights: readonly number[] | undefined): Promise<ThreadGroup<ReplicaRequest, Sums>> {
   const setup: Omit<ReplicaSetup, 'grads'> = {
     backend: tf.getBackend() as BackendName,
     topology: model.toJSON(undefined, false) as object,
     loss: namedLoss(model)!,
     metrics: model.metricsNames.slice(1),
+    labelSmoothing: labelSmoothingOf(model),
+    ...(classWeights ? { classWeights: [...classWeights] } : {}),
     weights: model.getWeights().map((weight) => ({ shape: weight.shape, values: weight.dataSync() as Float32Array })),
     trainable: shared.trainable,
     train: await shareSplit(splits.train),
