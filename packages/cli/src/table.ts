@@ -5,9 +5,12 @@ export function renderTable(header: string[], rows: string[][], align?: ('l' | '
   return markdownTable([header, ...rows], align ? { align } : {});
 }
 
+/** Four decimals, or four significant digits for a number below 0.001 (a learning rate), so none reads as 0. */
 export function formatNumber(value: number | undefined): string {
   if (value === undefined) return '–';
-  return Number.isInteger(value) ? String(value) : value.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
+  if (Number.isInteger(value)) return String(value);
+  if (Math.abs(value) < 0.001) return value.toPrecision(4).replace(/\.?0+(e|$)/, '$1');
+  return value.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
 }
 
 export function formatDelta(value: number | undefined): string {

@@ -13,12 +13,12 @@ const EPOCHS = 4;
 const ROWS = 40;
 
 /** The same small model, compiled afresh, for each run to compare. */
-function makeModel(): Tfjs.LayersModel {
+function makeModel(optimizer: () => Tfjs.Optimizer): Tfjs.LayersModel {
   const model = tf.sequential();
   model.add(tf.layers.dense({ inputShape: [6], units: 8, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }));
   model.add(tf.layers.dropout({ rate: 0.25, seed: 2 }));
   model.add(tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }));
-  model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  model.compile({ optimizer: optimizer(), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   return model;
 }
 
@@ -31,8 +31,8 @@ interface Run {
 }
 
 /** Trains a fresh model with snapshots in `dir`; `stopAfter`: aborted (a kill stand-in) once that epoch's snapshot is written. */
-async function train(dir: string, stopAfter?: number): Promise<Run> {
-  const model = makeModel();
+async function train(dir: string, stopAfter?: number, optimizer: () => Tfjs.Optimizer = () => tf.train.adam(0.01)): Promise<Run> {
+  const model = makeModel(optimizer);
   const [train, val] = [split(), split()];
   const logged: string[] = [];
   const controller = new AbortController();
@@ -59,12 +59,17 @@ async function train(dir: string, stopAfter?: number): Promise<Run> {
 const tempDir = () => mkdtempSync(join(tmpdir(), 'headstart-snapshot-'));
 
 describe('training snapshots', () => {
-  it('a run stopped after epoch 2 resumes at epoch 3 and ends with the bits of an uninterrupted run', async () => {
-    const whole = await train(tempDir());
+  const optimizers: [string, () => Tfjs.Optimizer][] = [
+    ['adam', () => tf.train.adam(0.01)],
+    ['rmsprop', () => tf.train.rmsprop(0.01)],
+    ['sgd with momentum', () => tf.train.momentum(0.05, 0.9)],
+  ];
+  it.each(optimizers)('a run stopped after epoch 2 resumes at epoch 3 and ends with the bits of an uninterrupted run (%s)', async (_name, optimizer) => {
+    const whole = await train(tempDir(), undefined, optimizer);
     const dir = tempDir();
-    await expect(train(dir, 2)).rejects.toThrow();
+    await expect(train(dir, 2, optimizer)).rejects.toThrow();
     expect(readdirSync(dir)).toEqual([snapshotName(2)]);
-    const resumed = await train(dir);
+    const resumed = await train(dir, undefined, optimizer);
     expect(resumed.logged).toEqual([`resuming at epoch 3 of ${EPOCHS}`]);
     expect(resumed.history).toEqual(whole.history);
     expect(resumed.weights).toEqual(whole.weights);
@@ -87,7 +92,7 @@ describe('training snapshots', () => {
     await expect(train(dir, 1)).rejects.toThrow();
     const path = join(dir, snapshotName(1));
     const bytes = readFileSync(path);
-    bytes[bytes.length - 3] ^= 1;
+    bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 1;
     writeFileSync(path, bytes);
     expect((await train(dir)).logged).toEqual([`warn: ignoring the training snapshot ${snapshotName(1)}: its checksum does not match (a partial or damaged file)`]);
   });
