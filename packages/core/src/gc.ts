@@ -17,7 +17,7 @@ export interface GcOptions {
 export interface GcReport {
   removedObjects: number;
   removedRecords: number;
-  /** Training snapshots of stage keys no live process runs (killed runs'). */
+  /** Training snapshots of stage keys no live process runs (killed runs') that nothing wrote in for `keepDays` (and at least an hour). */
   removedSnapshots: number;
   freedBytes: number;
 }
@@ -30,7 +30,7 @@ export async function collectGarbage(cache: Cache, lockfiles: readonly Lockfile[
   const lockedKeys = new Set(lockfiles.flatMap((lockfile) => Object.values(lockfile.stages).map((entry) => entry.key as string)));
   const lockedOutputs = lockfiles.flatMap((lockfile) => Object.values(lockfile.stages).flatMap((entry) => Object.values(entry.outputs).map((o) => o.hash)));
   const cutoff = Date.now() - options.keepDays * 24 * 60 * 60 * 1000;
-  const snapshots = await removeStaleSnapshots(cache.root, options.dryRun);
+  const snapshots = await removeStaleSnapshots(cache.root, Math.min(cutoff, Date.now() - YOUNG_OBJECT_MS), options.dryRun);
   const report: GcReport = { removedObjects: 0, removedRecords: 0, removedSnapshots: snapshots.removed, freedBytes: snapshots.bytes };
   const keptRoots = new Set<Sha256Hex>(lockedOutputs);
   for (const { path, record } of await readRecords(cache.root)) {

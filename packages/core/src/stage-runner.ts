@@ -4,7 +4,7 @@ import { ingestDirectory, materialize, verifyArtifact } from './artifacts.js';
 import type { ArtifactRef, StageKey, StageKeyDocument } from './cache-key.js';
 import type { Cache } from './cache.js';
 import type { RunRecord } from './run-record.js';
-import { holdSnapshotLock, snapshotDirFor } from './snapshots.js';
+import { discardSnapshot, holdSnapshotLock, snapshotDirFor } from './snapshots.js';
 import { redactSecrets, runtimeParams } from './secrets.js';
 import type { AnyStep, StepContext, StepSettings } from './step.js';
 
@@ -65,6 +65,8 @@ async function runInScratch(job: StageJob, step: AnyStep, cache: Cache, hooks: S
   const snapshotDir = snapshotDirFor(cache.root, job.key);
   const releaseSnapshots = holdSnapshotLock(cache.root, job.key);
   try {
+    // Forcing asks for a clean run, not a resumed one (a retried forced queue job starts over too).
+    if (job.force && (await discardSnapshot(cache.root, job.key))) hooks.log('info', 'discarding the training snapshot of a previous run (--force)');
     const inputs: Record<string, string> = {};
     for (const [name, ref] of Object.entries(job.inputs)) {
       if (!(await verifyArtifact(ref, cache.store))) throw new Error(`input ${name} (${ref.hash.slice(0, 12)}) is missing from the cache`);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collectGarbage, defineStep, formatFailure, loadPipeline, openCache, runPipeline, type Reporter, type StepRegistry } from '../src/index.js';
@@ -25,12 +25,12 @@ const quiet: Reporter = { stageStarted() {}, stageFinished() {}, log() {}, progr
 
 const PIPELINE = 'stages:\n  train: { uses: snapshotting }\n';
 
-async function run(file: string) {
+async function run(file: string, options: { force?: boolean; reporter?: Reporter } = {}) {
   const loaded = await loadPipeline(file, { registry, env: {} });
   if (!loaded.ok) throw new Error(loaded.error.map((f) => formatFailure(f)).join('\n'));
   const cache = openCache(join(dirname(file), 'cache'), () => {});
   try {
-    return await runPipeline(loaded.value, { cache, reporter: quiet, jobs: 1, force: 'all' });
+    return await runPipeline(loaded.value, { cache, reporter: options.reporter ?? quiet, jobs: 1, ...(options.force ? { force: 'all' as const } : {}) });
   } finally {
     await cache.close();
   }
@@ -53,22 +53,49 @@ describe('ctx.snapshotDir', () => {
     expect(snapshotsOf(file)).toEqual([]);
   });
 
-  it('gc removes snapshots no live process runs the key of, and keeps those one does', async () => {
+  it('is discarded by a forced run, which starts clean and says so; a forced run without one says nothing', async () => {
+    const file = writePipeline(PIPELINE);
+    writeFileSync(join(dirname(file), 'crash'), '');
+    await run(file);
+    rmSync(join(dirname(file), 'crash'));
+    const logged: string[] = [];
+    const reporter: Reporter = { ...quiet, log: (_stage, _level, message) => logged.push(message) };
+    const forced = await run(file, { force: true, reporter });
+    expect(forced.stages[0]!.record!.info).toEqual({ resumed: false });
+    expect(logged).toEqual(['discarding the training snapshot of a previous run (--force)']);
+    expect(snapshotsOf(file)).toEqual([]);
+
+    logged.length = 0;
+    expect((await run(file, { force: true, reporter })).stages[0]!.status).toBe('ran');
+    expect(logged).toEqual([]);
+  });
+
+  it('gc keeps a killed run\'s recent snapshot, removes one nothing wrote in for longer than --keep-days, and keeps a running one however old', async () => {
     const file = writePipeline(PIPELINE);
     writeFileSync(join(dirname(file), 'crash'), '');
     await run(file);
     const root = join(dirname(file), 'cache');
-    const [stale] = snapshotsOf(file);
+    const [killed] = snapshotsOf(file);
     const running = 'f'.repeat(64);
     mkdirSync(join(root, 'snapshots', running), { recursive: true });
     writeFileSync(join(root, 'snapshots', running, 'epoch-1.snapshot'), 'state');
     const release = holdSnapshotLock(root, running);
-    try {
+    const gc = async (keepDays: number, dryRun = false) => {
       const cache = openCache(root, () => {});
-      const dry = await collectGarbage(cache, [], { keepDays: 30, dryRun: true });
+      return await collectGarbage(cache, [], { keepDays, dryRun }).finally(() => cache.close());
+    };
+    try {
+      // Fresh: the crash just happened, and even --keep-days 0 leaves the resume point an hour.
+      expect((await gc(0)).removedSnapshots).toBe(0);
+      expect(snapshotsOf(file).sort()).toEqual([killed, running].sort());
+
+      ageSnapshot(root, killed!, 8);
+      ageSnapshot(root, running, 8);
+      expect((await gc(30)).removedSnapshots).toBe(0);
+      const dry = await gc(7, true);
       expect(dry.removedSnapshots).toBe(1);
-      expect(snapshotsOf(file).sort()).toEqual([stale, running].sort());
-      const report = await collectGarbage(cache, [], { keepDays: 30, dryRun: false }).finally(() => cache.close());
+      expect(snapshotsOf(file).sort()).toEqual([killed, running].sort());
+      const report = await gc(7);
       expect(report.removedSnapshots).toBe(1);
       expect(report.freedBytes).toBeGreaterThanOrEqual('state'.length);
       expect(snapshotsOf(file)).toEqual([running]);
@@ -77,3 +104,11 @@ describe('ctx.snapshotDir', () => {
     }
   });
 });
+
+/** Sets the mtimes of a snapshot folder and its files `days` back, as if the killed run were that old. */
+function ageSnapshot(root: string, key: string, days: number): void {
+  const then = new Date(Date.now() - days * 24 * 60 * 60 * 1000);
+  const dir = join(root, 'snapshots', key);
+  for (const name of readdirSync(dir)) utimesSync(join(dir, name), then, then);
+  utimesSync(dir, then, then);
+}

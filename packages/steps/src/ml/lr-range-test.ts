@@ -4,6 +4,8 @@
  * blow up, and read a learning rate off the curve. Pure arithmetic on numbers; lr-find.ts trains.
  */
 
+import { StepUserError } from '@headstart/core';
+
 export type Suggestion = 'valley' | 'steep' | 'minimum';
 
 export const SUGGESTIONS: readonly Suggestion[] = ['valley', 'steep', 'minimum'];
@@ -58,7 +60,7 @@ export function suggestLr(points: readonly CurvePoint[], iterations: number, sug
   const first = Math.floor(iterations / 10);
   const trimmed = points.length - 5 - first >= 2 ? { from: first, to: points.length - 5 } : { from: 0, to: points.length };
   const usable = points.slice(trimmed.from, trimmed.to).filter((p) => Number.isFinite(p.smoothed));
-  if (usable.length === 0) throw new Error('no finite loss to suggest a learning rate from');
+  if (usable.length === 0) throw new StepUserError('the loss was no finite number at any learning rate tried: lower start_lr');
   const lrs = usable.map((p) => p.lr);
   const losses = usable.map((p) => p.smoothed);
   const at = (i: number) => ({ lr: lrs[i]!, index: points.indexOf(usable[i]!) });

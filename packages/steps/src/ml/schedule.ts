@@ -1,4 +1,5 @@
 import type * as Tfjs from '@tensorflow/tfjs';
+import { StepUserError } from '@headstart/core';
 
 /*
  * Learning-rate schedules, applied before every batch (training.ts). Pure functions of the batch's
@@ -27,7 +28,7 @@ export const SCHEDULE_PARAM = {
   description: 'the learning rate per batch: constant (lr throughout), cosine (lr down to min_lr over the batches after warmup), one_cycle (fastai: up from lr/25 to lr over pct_start of the batches, then down to min_lr, both halves cosine), step (× factor every step_epochs epochs), plateau (Keras ReduceLROnPlateau on the early-stopping monitor: × factor after `patience` epochs without improvement)',
   properties: {
     type: { enum: ['constant', 'cosine', 'one_cycle', 'step', 'plateau'], default: CONSTANT.type },
-    warmup_epochs: { type: 'number', minimum: 0, default: CONSTANT.warmup_epochs, description: 'epochs (fractions allowed) over which the lr rises linearly from lr/batches to the schedule\'s first value, batch by batch' },
+    warmup_epochs: { type: 'number', minimum: 0, default: CONSTANT.warmup_epochs, description: 'epochs (fractions allowed) over which the lr rises linearly, batch by batch, to the schedule\'s first value (one_cycle: lr/25; the others: lr); cosine and one_cycle need it below epochs' },
     min_lr: { type: 'number', minimum: 0, default: CONSTANT.min_lr, description: 'where cosine and one_cycle end; the floor of step and plateau' },
     pct_start: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: CONSTANT.pct_start, description: 'one_cycle: the share of the batches spent rising' },
     factor: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: CONSTANT.factor, description: 'step and plateau: what each reduction multiplies the lr by' },
@@ -35,6 +36,17 @@ export const SCHEDULE_PARAM = {
     step_epochs: { type: 'integer', minimum: 1, default: CONSTANT.step_epochs, description: 'step: epochs between reductions' },
   },
 } as const;
+
+/** Schedules that run over the batches after warmup, so need some. */
+const AFTER_WARMUP: readonly ScheduleType[] = ['cosine', 'one_cycle'];
+
+/** Refuses a schedule with no batches after warmup for a type that runs over them (its lr would be no number). */
+export function checkSchedule(schedule: Partial<Schedule> | undefined, epochs: number): void {
+  const s = { ...CONSTANT, ...schedule };
+  if (AFTER_WARMUP.includes(s.type) && s.warmup_epochs >= epochs) {
+    throw new StepUserError(`schedule: warmup_epochs (${s.warmup_epochs}) must be below epochs (${epochs}): ${s.type} runs over the batches after warmup`);
+  }
+}
 
 /** A batch's place in training: `epoch` from 1, `batch` from 0 within it. */
 export interface BatchPosition {
@@ -65,6 +77,7 @@ export function learningRateAt(lr: number, s: Schedule, at: BatchPosition): numb
 
 /** Batch `i` of the `n` after warmup, in epoch `epoch`. */
 function afterWarmup(lr: number, s: Schedule, i: number, n: number, epoch: number): number {
+  if (n <= 1 && AFTER_WARMUP.includes(s.type)) return lr; // one batch (or none) after warmup: nothing to anneal over
   switch (s.type) {
     case 'constant':
     case 'plateau':
@@ -72,7 +85,7 @@ function afterWarmup(lr: number, s: Schedule, i: number, n: number, epoch: numbe
     case 'step':
       return Math.max(s.min_lr, lr * s.factor ** Math.floor((epoch - 1) / s.step_epochs));
     case 'cosine':
-      return cosineBetween(lr, s.min_lr, n > 1 ? i / (n - 1) : 0);
+      return cosineBetween(lr, s.min_lr, i / (n - 1));
     case 'one_cycle':
       return oneCycle(lr, s, i, n);
   }

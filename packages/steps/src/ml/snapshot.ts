@@ -85,7 +85,7 @@ export async function saveSnapshot<S>(o: SnapshotOptions, epoch: number, model: 
   const body = [length, json, ...tensors.map((t) => t.data)];
   const digest = body.reduce((hash, part) => hash.update(part), createHash('sha256')).digest();
   await writeAtomically(o.dir, snapshotName(epoch), [MAGIC, digest, ...body]);
-  await removeOthers(o.dir, snapshotName(epoch));
+  await removeOlder(o.dir, epoch);
 }
 
 /**
@@ -192,9 +192,25 @@ async function writeAtomically(dir: string, name: string, parts: Buffer[]): Prom
   }
 }
 
-/** Removes every snapshot (and interrupted write) in `dir` but `keep`. */
-async function removeOthers(dir: string, keep: string): Promise<void> {
-  for (const name of await readdir(dir)) if (name !== keep) await rm(join(dir, name), { force: true });
+/**
+ * Removes the snapshots of epochs before `epoch` and this process's interrupted writes. Another process
+ * may run the same key (queue workers take no stage lock): its files being written are left alone, and
+ * a file it removed first is no error.
+ */
+async function removeOlder(dir: string, epoch: number): Promise<void> {
+  const ownTemporary = new RegExp(`^epoch-\\d+\\.snapshot\\.tmp-${process.pid}-`);
+  for (const name of await readdir(dir).catch(ignoreMissing([]))) {
+    const older = FILE.exec(name);
+    if ((older && Number(older[1]) < epoch) || ownTemporary.test(name)) await rm(join(dir, name), { force: true });
+  }
+}
+
+/** A catch handler that answers `fallback` for ENOENT and rethrows anything else. */
+function ignoreMissing<T>(fallback: T): (error: unknown) => T {
+  return (error) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw error;
+  };
 }
 
 /** JSON has no Infinity or NaN (plateau's first best is −Infinity, a diverged loss NaN): written as tagged strings. */

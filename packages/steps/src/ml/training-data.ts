@@ -22,16 +22,18 @@ export interface TrainingInputs {
   /** The user's thread count (`ctx.settings.threads`). */
   requestedThreads: number | undefined;
   signal: AbortSignal;
+  /** Load the train split alone (its val split would go unused). */
+  trainOnly?: boolean;
 }
 
 /**
- * The train and val splits as tensors: the lower part's activations when the model was split (computed
+ * The train and val splits (only train with `trainOnly`) as tensors: the lower part's activations when the model was split (computed
  * once here, instead of once per epoch, on prediction threads when there are enough images), the scaled
  * images otherwise.
  */
 export async function loadTrainingData(o: TrainingInputs): Promise<{ train: TensorSplit; val?: TensorSplit; threads: number }> {
   const train = await openSplit(o.datasetDir, 'train');
-  const val = await openSplit(o.datasetDir, 'val').catch(() => undefined);
+  const val = o.trainOnly ? undefined : await openSplit(o.datasetDir, 'val').catch(() => undefined);
   const threads = o.lower ? predictionThreads(train.count + (val?.count ?? 0), INPUT_BATCH, o.requestedThreads) : 1;
   const pool = threads > 1 ? await PredictionPool.start(threads, { backend: o.backend, model: { kind: 'artifact', dir: o.modelDir, part: 'frozen' }, size: train.size, batchSize: INPUT_BATCH }) : undefined;
   try {

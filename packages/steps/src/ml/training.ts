@@ -1,11 +1,11 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { seededRandom, shuffleInPlace } from '../data/random.js';
 import type { Tf } from '../runtime/backend.js';
-import { smoothLabels } from './data-parallel/slices.js';
+import { classOfRows, smoothLabels } from './data-parallel/slices.js';
 import { loadSnapshot, saveSnapshot, type SnapshotOptions } from './snapshot.js';
-import { CONSTANT, SCHEDULE_PARAM, learningRateAt, learningRateOf, plateauAfterEpoch, setLearningRate, startPlateau, type PlateauState, type Schedule } from './schedule.js';
+import { CONSTANT, SCHEDULE_PARAM, checkSchedule, learningRateAt, learningRateOf, plateauAfterEpoch, setLearningRate, startPlateau, type PlateauState, type Schedule } from './schedule.js';
 
-export { setLearningRate };
+export { checkSchedule, setLearningRate };
 
 export type OptimizerName = 'adam' | 'sgd' | 'rmsprop';
 
@@ -76,7 +76,7 @@ export function makeOptimizer(tf: Tf, params: OptimizerParams): Tfjs.Optimizer {
 }
 
 /** Compiles `model` with the step's optimizer and loss (cross-entropy with its label smoothing) and accuracy. */
-export function compileForTraining(tf: Tf, model: Tfjs.LayersModel, params: TrainingParams, binary: boolean): void {
+export function compileForTraining(tf: Tf, model: Tfjs.LayersModel, params: OptimizerParams & Pick<TrainingParams, 'label_smoothing'>, binary: boolean): void {
   model.compile({ optimizer: makeOptimizer(tf, params), loss: binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
   smoothLabels(tf, model, params.label_smoothing);
 }
@@ -188,7 +188,10 @@ export async function fitWithEarlyStopping(model: Tfjs.LayersModel, trainer: Epo
       }
       const best = improved ? { epoch, score } : state.best!;
       const patience = options.earlyStopping?.patience;
-      state = { epoch, epochs: [...state.epochs, withoutWallTime(record)], best, stoppedEarly: patience !== undefined && epoch - best.epoch >= patience, plateau: plateauAfterEpoch(state.plateau, score, scheduleOf(options)) };
+      const epochs = [...state.epochs, withoutWallTime(record)];
+      const stoppedEarly = patience !== undefined && epoch - best.epoch >= patience;
+      const plateau = plateauAfterEpoch(state.plateau, score, scheduleOf(options));
+      state = { epoch, epochs, best, stoppedEarly, plateau };
       if (options.snapshots) await saveSnapshot(options.snapshots, epoch, model, state, best.epoch === epoch || bestWeights.length === 0 ? undefined : bestWeights);
     }
     if (options.earlyStopping && state.best) model.setWeights(bestWeights);
@@ -284,7 +287,7 @@ export function balancedClassWeights(labels: Int32Array, classCount: number): Re
 
 /** The class of each row of one-hot `y` (binary: its 0/1 column). */
 export function labelsOf(tf: Tf, y: Tfjs.Tensor2D): Int32Array {
-  return tf.tidy(() => (y.shape[1] === 1 ? tf.cast(tf.reshape(y, [-1]), 'int32') : tf.argMax(y, 1)).dataSync() as Int32Array);
+  return tf.tidy(() => classOfRows(tf, y).dataSync() as Int32Array);
 }
 
 export function oneHot(tf: Tf, labels: Int32Array, classCount: number): Tfjs.Tensor2D {

@@ -29,7 +29,7 @@ export default defineStep<Params>({
     properties: {
       base: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2, inception_v3, mnist_cnn, mobilenet_v2_mid (a graph model), file:path/to/model.json or https://…/model.json: a tfjs layers model, or a graph model (TF Hub / Kaggle format), which stays frozen' },
       sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of model.json followed by its weight files in manifest order (cat model.json <shards> | sha256sum); required for an https base' },
-      layer: { type: 'string', description: 'cut the base at this layer (default: its last conv activation); for a graph model, the output node (its full name or a unique tail such as MobilenetV2/Conv_1/Relu6; default: the model\'s output)' },
+      layer: { type: 'string', description: 'cut the base at this layer (default: its last conv activation); for a graph model, the output node (its full name or a unique tail such as Conv_1/Relu6; default: MobilenetV2/Conv_1/Relu6 for mobilenet_v2_mid, the model\'s output for a file or https one)' },
       pooling: { enum: ['avg', 'none'], default: 'avg', description: 'global average pooling after the cut (none keeps the feature maps)' },
       batch_size: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
       splits: { type: 'array', items: { enum: [...SPLITS] }, uniqueItems: true, description: 'default: every split the dataset has' },

@@ -6,7 +6,7 @@ import { computeLayers, firstTrainableIndex, splitAtFirstTrainable } from '../ml
 import { startEpochTrainer } from '../ml/data-parallel/epochs.js';
 import { loadTrainingData } from '../ml/training-data.js';
 import { LAYER_RATE_PARAMS, describeRates, layerRates, variableMultipliers, type LayerRateParams } from '../ml/layer-rates.js';
-import { TRAINING_PARAMS, classWeightsFor, compileForTraining, describeEpoch, fitWithEarlyStopping, historyMetrics, type TrainingParams } from '../ml/training.js';
+import { TRAINING_PARAMS, checkSchedule, classWeightsFor, compileForTraining, describeEpoch, fitWithEarlyStopping, historyMetrics, type TrainingParams } from '../ml/training.js';
 import { setLearningRateMultipliers } from '../runtime/fused-adam.js';
 import { backendSetting, loadBackend } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
@@ -46,6 +46,7 @@ export default defineStep<Params>({
   outputs: ['model', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
+    checkSchedule(ctx.params.schedule, ctx.params.epochs);
     ctx = await withInputLearningRate(ctx);
     const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const { model, metadata } = await loadModelArtifact(tf, ctx.inputs['model']!);

@@ -3,21 +3,20 @@ import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep, type StepContext } from '@headstart/core';
 import { seededRandom, shuffleInPlace } from '../data/random.js';
-import { featureSplits, readClasses, readFeatureSplit } from '../ml/features.js';
+import { startSlicedTrainer } from '../ml/data-parallel/epochs.js';
 import { planTraining } from '../ml/data-parallel/plan.js';
-import { DataParallelTrainer } from '../ml/data-parallel/trainer.js';
 import { SUGGESTIONS, SmoothedLoss, lrSchedule, significant, suggestLr, type CurvePoint, type Suggestion } from '../ml/lr-range-test.js';
 import { LR_FILE } from '../ml/lr-input.js';
 import { loadModelArtifact } from '../ml/model-artifact.js';
 import { firstTrainableIndex, splitAtFirstTrainable } from '../ml/model-graph.js';
 import { loadTrainingData } from '../ml/training-data.js';
-import { TRAINING_PARAMS, makeOptimizer, oneHot, setLearningRate, type OptimizerName, type TensorSplit } from '../ml/training.js';
+import { TRAINING_PARAMS, compileForTraining, setLearningRate, type OptimizerName, type TensorSplit } from '../ml/training.js';
 import { lrFinderSpec } from '../report/lr-chart.js';
 import { renderChart } from '../report/render-chart.js';
 import { backendSetting, loadBackend, type BackendName, type Tf } from '../runtime/backend.js';
 import { freezeBatchNorm } from '../runtime/batch-norm.js';
 import { defaultMemoryBudget } from '../runtime/memory.js';
-import trainHead, { buildHead } from './train-head.js';
+import trainHead, { buildHead, readHeadFeatures, toTensors } from './train-head.js';
 
 interface Params {
   start_lr: number;
@@ -32,9 +31,13 @@ interface Params {
   binary: boolean;
 }
 
-/** What the `lr` output's lr.json holds; readers use only `lr`. */
+/** What the `lr` output's lr.json holds: the suggestion alone, so that the same suggestion keeps its consumers cached. */
 export interface LrFile {
   lr: number;
+}
+
+/** What the `curve` output's curve.json holds: how the suggestion was found. */
+export interface CurveFile {
   suggest: Suggestion;
   start_lr: number;
   end_lr: number;
@@ -43,6 +46,9 @@ export interface LrFile {
   batches: number;
   curve: CurvePoint[];
 }
+
+/** The file of the `curve` output beside its plot lr.svg. */
+export const CURVE_FILE = 'curve.json';
 
 /** train-head's own schema of `layers`, so the head probed here is the head train-head builds. */
 const HEAD_LAYERS = (trainHead.params as { properties: Record<string, object> }).properties['layers']!;
@@ -78,7 +84,8 @@ export default defineStep<Params>({
   // either model + dataset (a model with trainable layers, as fine-tune takes them) or features (for a head, as train-head takes them)
   inputs: [],
   optionalInputs: ['model', 'dataset', 'features'],
-  outputs: ['lr'],
+  // lr: lr.json, the suggestion alone (what training stages wire); curve: curve.json and lr.svg, the test itself
+  outputs: ['lr', 'curve'],
   summarize: async (ctx) => ({ metrics: { suggested_lr: (await readLrFile(ctx.outputs['lr']!)).lr } }),
   async run(ctx) {
     const p = ctx.params;
@@ -90,13 +97,14 @@ export default defineStep<Params>({
     const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const probe = features === undefined ? await modelProbe(tf, backend, model!, dataset!, ctx) : await headProbe(tf, features, ctx);
     try {
-      probe.model.compile({ optimizer: makeOptimizer(tf, { optimizer: p.optimizer, lr: p.start_lr, momentum: p.momentum }), loss: probe.binary ? 'binaryCrossentropy' : 'categoricalCrossentropy', metrics: ['accuracy'] });
+      compileForTraining(tf, probe.model, { optimizer: p.optimizer, lr: p.start_lr, momentum: p.momentum, label_smoothing: 0 }, probe.binary);
       const curve = await rangeTest(tf, probe.model, probe.train, ctx);
-      const suggestion = suggestLr(curve, p.iterations, p.suggest);
-      const file: LrFile = { lr: significant(suggestion.lr, 3), suggest: p.suggest, start_lr: p.start_lr, end_lr: p.end_lr, iterations: p.iterations, batches: curve.length, curve: curve.map(roundPoint) };
-      ctx.log.info(`suggested lr ${file.lr} (${p.suggest}), from ${curve.length} batches`);
-      await writeLrOutput(ctx.outputs['lr']!, file);
-      return { info: { backend }, metrics: { suggested_lr: file.lr } };
+      const lr = significant(suggestLr(curve, p.iterations, p.suggest).lr, 3);
+      ctx.log.info(`suggested lr ${lr} (${p.suggest}), from ${curve.length} batches`);
+      await writeJson(join(ctx.outputs['lr']!, LR_FILE), { lr } satisfies LrFile);
+      const file: CurveFile = { suggest: p.suggest, start_lr: p.start_lr, end_lr: p.end_lr, iterations: p.iterations, batches: curve.length, curve: curve.map(roundPoint) };
+      await writeCurveOutput(ctx.outputs['curve']!, file, lr);
+      return { info: { backend }, metrics: { suggested_lr: lr } };
     } finally {
       probe.dispose();
     }
@@ -114,8 +122,7 @@ async function modelProbe(tf: Tf, backend: BackendName, modelDir: string, datase
     freezeBatchNorm(model, 'always');
     const split = ctx.params.cache_boundary ? splitAtFirstTrainable(tf, model) : undefined;
     if (ctx.params.cache_boundary && !split) ctx.log.warn('no single tensor separates the frozen part from the trainable one: training the whole model on images');
-    const data = await loadTrainingData({ tf, datasetDir, modelDir, metadata, lower: split?.lower, backend, budget: defaultMemoryBudget(backend), requestedThreads: ctx.settings.threads, signal: ctx.signal });
-    if (data.val) tf.dispose([data.val.x, data.val.y]);
+    const data = await loadTrainingData({ tf, datasetDir, modelDir, metadata, lower: split?.lower, backend, budget: defaultMemoryBudget(backend), requestedThreads: ctx.settings.threads, signal: ctx.signal, trainOnly: true });
     return {
       model: split?.upper ?? model,
       train: data.train,
@@ -134,19 +141,15 @@ async function modelProbe(tf: Tf, backend: BackendName, modelDir: string, datase
 /** A new head, initialised as train-head initialises it, and the features' training rows. */
 async function headProbe(tf: Tf, featuresDir: string, ctx: StepContext<Params>): Promise<Probe> {
   const p = ctx.params;
-  const classes = await readClasses(featuresDir);
-  if (p.binary && classes.length !== 2) throw new StepUserError(`binary: true needs exactly 2 classes, the data has ${classes.length}`);
-  if (!(await featureSplits(featuresDir)).includes('train')) throw new StepUserError('the features have no train split');
-  const split = await readFeatureSplit(featuresDir, 'train');
-  const head = buildHead(tf, split.rowShape, classes.length, { layers: p.layers, binary: p.binary } as Parameters<typeof buildHead>[3], ctx.seed);
-  const x = tf.tensor(split.features, [split.count, ...split.rowShape]);
-  const y = p.binary ? tf.tensor2d(Float32Array.from(split.labels), [split.count, 1]) : oneHot(tf, split.labels, classes.length);
+  const { classes, train } = await readHeadFeatures(featuresDir, p.binary);
+  const head = buildHead(tf, train.rowShape, classes.length, { layers: p.layers, binary: p.binary } as Parameters<typeof buildHead>[3], ctx.seed);
+  const tensors = toTensors(tf, train, classes.length, p.binary);
   return {
     model: head,
-    train: { x, y, count: split.count },
+    train: tensors,
     binary: p.binary,
     dispose: () => {
-      tf.dispose([x, y]);
+      tf.dispose([tensors.x, tensors.y]);
       head.dispose();
     },
   };
@@ -212,14 +215,7 @@ async function batchTrainer(tf: Tf, model: Tfjs.LayersModel, train: TensorSplit,
   const plan = planTraining(tf, model, { samples: ctx.params.iterations * batchSize, batchSize, requestedThreads: ctx.settings.threads });
   if (plan.oneThreadBecause) ctx.log.info(`training on one thread: ${plan.oneThreadBecause}`);
   if (!plan.sliced) return onThisThread(tf, model, train);
-  let trainer: DataParallelTrainer;
-  try {
-    trainer = await DataParallelTrainer.start(tf, model, { train }, plan.threads, batchSize);
-  } catch (error) {
-    ctx.log.info(`training on one thread: the training threads could not start (${(error instanceof Error ? error.message : String(error)).split('\n')[0]})`);
-    trainer = await DataParallelTrainer.start(tf, model, { train }, 1, batchSize);
-  }
-  if (trainer.threads > 1) ctx.log.info(`training on ${trainer.threads} threads, each batch shared between them`);
+  const trainer = await startSlicedTrainer(tf, model, { train }, { threads: plan.threads, batchSize, log: (line) => ctx.log.info(line) });
   return { trainBatch: async (rows) => (await trainer.trainBatch(rows)).loss, close: () => trainer.close() };
 }
 
@@ -243,9 +239,14 @@ function roundPoint(point: CurvePoint): CurvePoint {
   return { lr: significant(point.lr), loss: significant(point.loss), smoothed: significant(point.smoothed) };
 }
 
-async function writeLrOutput(dir: string, file: LrFile): Promise<void> {
-  await writeFile(join(dir, LR_FILE), `${JSON.stringify(file, null, 2)}\n`);
-  const chart = await renderChart('lr', lrFinderSpec(file.curve, { lr: file.lr, label: `${file.suggest} ${file.lr}` }));
+async function writeJson(file: string, value: unknown): Promise<void> {
+  await writeFile(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** curve.json and its plot, lr.svg, with the suggested `lr` marked. */
+async function writeCurveOutput(dir: string, file: CurveFile, lr: number): Promise<void> {
+  await writeJson(join(dir, CURVE_FILE), file);
+  const chart = await renderChart('lr', lrFinderSpec(file.curve, { lr, label: `${file.suggest} ${lr}` }));
   await writeFile(join(dir, 'lr.svg'), chart.svg);
 }
 

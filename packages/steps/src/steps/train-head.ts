@@ -2,9 +2,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
+import type { Split } from '../data/dataset.js';
 import { featureSplits, readBaseRecipe, readClasses, readFeatureSplit, type FeatureSplit } from '../ml/features.js';
 import { saveGraphBasedArtifact, saveModelArtifact, type ModelMetadata } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, classWeightsFor, compileForTraining, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, checkSchedule, classWeightsFor, compileForTraining, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, oneHot, type History, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { loadFrozenBase } from '../runtime/zoo.js';
 import { metricsFromHistory } from '../ml/history-summary.js';
@@ -51,15 +52,12 @@ export default defineStep<Params>({
   outputs: ['model', 'head', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
+    checkSchedule(ctx.params.schedule, ctx.params.epochs);
     ctx = await withInputLearningRate(ctx);
     const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const featuresDir = ctx.inputs['features']!;
-    const classes = await readClasses(featuresDir);
     const p = ctx.params;
-    if (p.binary && classes.length !== 2) throw new StepUserError(`binary: true needs exactly 2 classes, the data has ${classes.length}`);
-    const splits = await featureSplits(featuresDir);
-    if (!splits.includes('train')) throw new StepUserError('the features have no train split');
-    const train = await readFeatureSplit(featuresDir, 'train');
+    const { classes, splits, train } = await readHeadFeatures(featuresDir, p.binary);
     const val = splits.includes('val') ? await readFeatureSplit(featuresDir, 'val') : undefined;
     if (!val && p.early_stopping) ctx.log.warn('no val split: early stopping watches the training loss');
 
@@ -110,7 +108,17 @@ export function buildHead(tf: Tf, inputShape: number[], classCount: number, p: P
   return head;
 }
 
-function toTensors(tf: Tf, split: FeatureSplit, classCount: number, binary: boolean): TensorSplit {
+/** The features' classes, split names and train split, refused where a head cannot be trained on them. */
+export async function readHeadFeatures(featuresDir: string, binary: boolean): Promise<{ classes: string[]; splits: Split[]; train: FeatureSplit }> {
+  const classes = await readClasses(featuresDir);
+  if (binary && classes.length !== 2) throw new StepUserError(`binary: true needs exactly 2 classes, the data has ${classes.length}`);
+  const splits = await featureSplits(featuresDir);
+  if (!splits.includes('train')) throw new StepUserError('the features have no train split');
+  return { classes, splits, train: await readFeatureSplit(featuresDir, 'train') };
+}
+
+/** A split's features and labels as tensors: one-hot labels, or one 0/1 column when `binary`. */
+export function toTensors(tf: Tf, split: FeatureSplit, classCount: number, binary: boolean): TensorSplit {
   const x = tf.tensor(split.features, [split.count, ...split.rowShape]);
   const y = binary ? tf.tensor2d(Float32Array.from(split.labels), [split.count, 1]) : oneHot(tf, split.labels, classCount);
   return { x, y, count: split.count };

@@ -4,7 +4,7 @@ import type * as Tfjs from '@tensorflow/tfjs';
 import { StepUserError, defineStep } from '@headstart/core';
 import { openSplit, readPreprocessing, type Split } from '../data/dataset.js';
 import { saveModelArtifact } from '../ml/model-artifact.js';
-import { LAYER_SCHEMAS, TRAINING_PARAMS, classWeightsFor, compileForTraining, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
+import { LAYER_SCHEMAS, TRAINING_PARAMS, checkSchedule, classWeightsFor, compileForTraining, describeEpoch, fitEpochs, fitWithEarlyStopping, historyMetrics, oneHot, type TensorSplit, type TrainingParams } from '../ml/training.js';
 import { backendSetting, loadBackend, type Tf } from '../runtime/backend.js';
 import { checkMemory, defaultMemoryBudget, tensorBytes } from '../runtime/memory.js';
 import { toModelInput, type Preprocessing } from '../runtime/preprocessing.js';
@@ -59,6 +59,7 @@ export default defineStep<Params>({
   outputs: ['model', 'history'],
   summarize: (ctx) => metricsFromHistory(ctx.outputs),
   async run(ctx) {
+    checkSchedule(ctx.params.schedule, ctx.params.epochs);
     ctx = await withInputLearningRate(ctx);
     const { tf, backend } = await loadBackend(backendSetting(ctx.settings.backend), { log: (line) => ctx.log.info(line) });
     const datasetDir = ctx.inputs['dataset']!;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { StepUserError } from '@headstart/core';
 import { SmoothedLoss, lrSchedule, steepestIndex, suggestLr, valleyIndex, type CurvePoint } from '../../src/ml/lr-range-test.js';
 
 /** A curve as the test records it, from a loss function of log10(lr), without smoothing. */
@@ -94,5 +95,19 @@ describe('the suggestions', () => {
     expect(suggestLr(cut, 100, 'valley').lr).toBeLessThan(1e-1);
     const short = curve(flatFallBlowUp, 100).slice(60, 64);
     expect(suggestLr(short, 100, 'minimum').index).toBeLessThan(4);
+  });
+});
+
+describe('suggestLr without a finite loss', () => {
+  it('is the user\'s to fix (a start_lr too high), in one line', () => {
+    const diverged: CurvePoint[] = [{ lr: 1, loss: Number.NaN, smoothed: Number.NaN }];
+    let error: unknown;
+    try {
+      suggestLr(diverged, 100, 'valley');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(StepUserError);
+    expect((error as Error).message).toBe('the loss was no finite number at any learning rate tried: lower start_lr');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CONSTANT, learningRateAt, learningRateOf, plateauAfterEpoch, setLearningRate, startPlateau, type Schedule } from '../../src/ml/schedule.js';
+import { StepUserError } from '@headstart/core';
+import { CONSTANT, checkSchedule, learningRateAt, learningRateOf, plateauAfterEpoch, setLearningRate, startPlateau, type Schedule } from '../../src/ml/schedule.js';
 import { loadBackend } from '../../src/runtime/index.js';
 
 const { tf } = await loadBackend('wasm');
@@ -31,9 +32,36 @@ describe('learningRateAt', () => {
     [0.04, 1, 0.9330127018922193, 0.75, 0.5, 0.25, 0.0669872981077807, 0].forEach((expected, i) => expect(values[i]).toBeCloseTo(expected, 12));
   });
 
+  it('warmup rises to the schedule\'s first value: lr/25 for one_cycle', () => {
+    const values = rates({ type: 'one_cycle', warmup_epochs: 1, pct_start: 0.5 }, 3, 2); // the rise after warmup ends on its second batch
+    [0.02, 0.04, 0.04, 1].forEach((expected, i) => expect(values[i]).toBeCloseTo(expected, 12));
+  });
+
+  it('cosine and one_cycle with one batch or none after warmup: the lr, never NaN or min_lr', () => {
+    expect(rates({ type: 'one_cycle', min_lr: 0.1 }, 1, 1)).toEqual([1]);
+    expect(rates({ type: 'one_cycle', warmup_epochs: 1 }, 1, 2)).toEqual([0.5, 1]);
+    expect(rates({ type: 'cosine', warmup_epochs: 1 }, 1, 2)).toEqual([0.5, 1]);
+    expect(rates({ type: 'one_cycle', warmup_epochs: 0.5 }, 1, 2)).toEqual([1, 1]);
+  });
+
   it('step: × factor every step_epochs epochs, no lower than min_lr', () => {
     expect(rates({ type: 'step', factor: 0.5, step_epochs: 2 }, 5, 1)).toEqual([1, 1, 0.5, 0.5, 0.25]);
     expect(rates({ type: 'step', factor: 0.1, step_epochs: 1, min_lr: 0.05 }, 3, 1)).toEqual([1, 0.1, 0.05]);
+  });
+});
+
+describe('checkSchedule', () => {
+  it('refuses warmup_epochs ≥ epochs for cosine and one_cycle, in one line a user can act on', () => {
+    for (const type of ['cosine', 'one_cycle'] as const) {
+      expect(() => checkSchedule({ type, warmup_epochs: 3 }, 3), type).toThrow(StepUserError);
+      expect(() => checkSchedule({ type, warmup_epochs: 3.5 }, 3), type).toThrow(`schedule: warmup_epochs (3.5) must be below epochs (3): ${type} runs over the batches after warmup`);
+      expect(() => checkSchedule({ type, warmup_epochs: 2.5 }, 3), type).not.toThrow();
+    }
+  });
+
+  it('lets the others warm up for all their epochs', () => {
+    for (const type of ['constant', 'step', 'plateau'] as const) expect(() => checkSchedule({ type, warmup_epochs: 3 }, 3), type).not.toThrow();
+    expect(() => checkSchedule(undefined, 1)).not.toThrow();
   });
 });
 

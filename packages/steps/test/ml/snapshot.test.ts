@@ -75,6 +75,30 @@ describe('training snapshots', () => {
     expect(resumed.weights).toEqual(whole.weights);
   });
 
+  it('a run resumed after its best epoch restores the best epoch\'s weights at the end, bit for bit', async () => {
+    // Too high a learning rate: validation loss is best early, then worse, so the snapshot keeps the best weights apart.
+    const overshooting = () => tf.train.momentum(3, 0.9);
+    const whole = await train(tempDir(), undefined, overshooting);
+    expect(whole.history.best_epoch).toBeLessThan(3); // the case this test is for: the best epoch lies before the snapshot's
+    const dir = tempDir();
+    await expect(train(dir, 3, overshooting)).rejects.toThrow();
+    const resumed = await train(dir, undefined, overshooting);
+    expect(resumed.logged).toEqual([`resuming at epoch 4 of ${EPOCHS}`]);
+    expect(resumed.history).toEqual(whole.history);
+    expect(resumed.weights).toEqual(whole.weights);
+  });
+
+  it('keeps another process\'s snapshot being written, and removes its own interrupted writes and older epochs', async () => {
+    const dir = tempDir();
+    const foreign = `${snapshotName(1)}.tmp-${process.pid + 1}-0badf00d`;
+    const own = `${snapshotName(1)}.tmp-${process.pid}-0badf00d`;
+    writeFileSync(join(dir, foreign), 'half a snapshot');
+    writeFileSync(join(dir, own), 'half a snapshot');
+    writeFileSync(join(dir, 'notes.txt'), 'not a snapshot');
+    await train(dir);
+    expect(readdirSync(dir).sort()).toEqual([snapshotName(EPOCHS), foreign, 'notes.txt'].sort());
+  });
+
   it('a truncated snapshot is ignored and said so: training starts over and ends the same', async () => {
     const whole = await train(tempDir());
     const dir = tempDir();

@@ -19,16 +19,30 @@ export async function startEpochTrainer(tf: Tf, model: Tfjs.LayersModel, splits:
   const plan = planTraining(tf, model, { ...o, samples: splits.train.count });
   if (plan.oneThreadBecause) o.log?.(`training on one thread: ${plan.oneThreadBecause}`);
   if (!plan.sliced) return fitEpochs(tf, model, splits, o);
+  const trainer = await startSlicedTrainer(tf, model, splits, { threads: plan.threads, batchSize: o.batchSize, classWeights: classWeightList(o.classWeight), log: o.log });
+  return slicedEpochs(trainer, splits, o.batchSize);
+}
+
+/**
+ * `DataParallelTrainer.start` on `o.threads` threads, or on this thread alone when the threads cannot
+ * start (a layer only this thread knows, say); logs which, as every training step words it.
+ */
+export async function startSlicedTrainer(
+  tf: Tf,
+  model: Tfjs.LayersModel,
+  splits: { train: TensorSplit; val?: TensorSplit | undefined },
+  o: { threads: number; batchSize: number; classWeights?: readonly number[] | undefined; log?: ((line: string) => void) | undefined },
+): Promise<DataParallelTrainer> {
   let trainer: DataParallelTrainer;
   try {
-    trainer = await DataParallelTrainer.start(tf, model, splits, plan.threads, o.batchSize, classWeightList(o.classWeight));
+    trainer = await DataParallelTrainer.start(tf, model, splits, o.threads, o.batchSize, o.classWeights);
   } catch (error) {
     const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
     o.log?.(`training on one thread: the training threads could not start (${reason})`);
-    trainer = await DataParallelTrainer.start(tf, model, splits, 1, o.batchSize, classWeightList(o.classWeight));
+    trainer = await DataParallelTrainer.start(tf, model, splits, 1, o.batchSize, o.classWeights);
   }
   if (trainer.threads > 1) o.log?.(`training on ${trainer.threads} threads, each batch shared between them`);
-  return slicedEpochs(trainer, splits, o.batchSize);
+  return trainer;
 }
 
 /** `fit`'s classWeight map as a list by class (a class it leaves out weighs 0). */

@@ -113,10 +113,14 @@ export function evaluateChunks(tf: Tf, model: Tfjs.LayersModel, x: Tfjs.Tensor, 
   return sums;
 }
 
-/** Each row's class weight: the class of a one-hot row is its largest column, of a binary one its value. */
+/** Each row's class weight. */
 function rowWeights(tf: Tf, y: Tfjs.Tensor, classWeights: readonly number[]): Tfjs.Tensor {
-  const classes = y.shape[1] === 1 ? tf.cast(tf.reshape(y, [-1]), 'int32') : tf.argMax(y, 1);
-  return tf.gather(tf.tensor1d(classWeights as number[], 'float32'), classes);
+  return tf.gather(tf.tensor1d(classWeights as number[], 'float32'), classOfRows(tf, y));
+}
+
+/** The class of each row of `y` (int32): of a one-hot row its largest column, of a binary one its 0/1 value. */
+export function classOfRows(tf: Tf, y: Tfjs.Tensor): Tfjs.Tensor {
+  return y.shape[1] === 1 ? tf.cast(tf.reshape(y, [-1]), 'int32') : tf.argMax(y, 1);
 }
 
 type SmoothedLoss = LossOrMetric & { labelSmoothing?: number };
